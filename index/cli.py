@@ -1,0 +1,280 @@
+"""The ``newsbot`` command: rebuild the index, ask questions, list sources, evaluate, run."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .config import Settings
+from .errors import IndexNotFoundError, NewsbotError, QuestionError
+from .records import Answer
+
+log = logging.getLogger("newsbot")
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2024-05-01") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="newsbot",
+        description="Answer questions about news articles by quoting the sentences that answer them, with citations.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def index_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--index", type=Path, metavar="DIR",
+                        help="index folder (default: NEWSBOT_INDEX_DIR or data/index)")
+
+    r = sub.add_parser("rebuild", help="build or update the index from the corpus folder")
+    r.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder (default: NEWSBOT_CORPUS_DIR or corpus/)")
+    index_arg(r)
+    r.add_argument("--full", action="store_true", help="start over instead of updating incrementally")
+    r.add_argument("--wait", action="store_true", help="wait for another running rebuild instead of exiting")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    a = sub.add_parser("ask", help="answer a question (or one question per line from standard input)")
+    a.add_argument("question", nargs="*", help="the question; omit it to read questions from standard input")
+    index_arg(a)
+    a.add_argument("--json", action="store_true", help="print one JSON object per question")
+    a.add_argument("--source", metavar="OUTLET", help="only articles from this outlet")
+    a.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only articles published on or after this date")
+    a.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only articles published on or before this date")
+
+    s = sub.add_parser("sources", help="list the indexed articles")
+    s.add_argument("query", nargs="?", help="only articles whose title or outlet contains this")
+    index_arg(s)
+    s.add_argument("--json", action="store_true", help="print one JSON object per article")
+
+    e = sub.add_parser("eval", help="measure answer quality on a question set, beside two baselines")
+    e.add_argument("articles", type=Path, help="articles, JSON Lines (id, url, title, source, published, text)")
+    e.add_argument("questions", type=Path, help="questions, JSON Lines (id, question, answers, answerable)")
+    index_arg(e)
+    e.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
+    e.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+
+    run = sub.add_parser("run", help="start the Discord bot if DISCORD_TOKEN is set, else a terminal chat")
+    run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
+    index_arg(run)
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        index_dir=getattr(args, "index", None), corpus_dir=getattr(args, "corpus", None)
+    )
+
+
+# -- rebuild -----------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A progress bar on a terminal, a log line every 10% elsewhere."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total == 0:
+            return
+        if sys.stderr.isatty():
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="sent", desc="embedding", file=sys.stderr)
+            self.bar.n = done
+            self.bar.refresh()
+            if done >= total:
+                self.bar.close()
+            return
+        decile = done * 10 // total
+        if decile != self.last_decile:
+            self.last_decile = decile
+            log.info("embedding: %d/%d sentences (%d%%)", done, total, done * 100 // total)
+
+
+def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet: bool = False,
+            embedder: object | None = None) -> int:
+    from .embed import load_embedder
+    from .loaders import load_corpus
+    from .store import build_index
+
+    loaded = load_corpus(settings.corpus_dir)
+    log.info("read %d articles from %d files in %s", len(loaded.articles), loaded.files, settings.corpus_dir)
+    if not loaded.articles:
+        log.error("no articles found in %s: add .md, .txt, .jsonl or .html files", settings.corpus_dir)
+        return 1
+    emb = embedder or load_embedder(settings)
+    report = build_index(settings.index_dir, loaded, emb, full=full, progress=_Progress(quiet),  # type: ignore[arg-type]
+                         corpus_dir=settings.corpus_dir, wait=wait)
+    print(report.summary(), file=sys.stderr)
+    for w in loaded.warnings:
+        print(f"warning: skipped {w}", file=sys.stderr)
+    return 0
+
+
+# -- ask -----------------------------------------------------------------------------------------
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer as plain text for a terminal."""
+    if not answer.answered:
+        return f"{answer.message}\n(confidence {answer.confidence:.2f})"
+    lines = []
+    for q in answer.quotes:
+        marks = "".join(f"[{n}]" for n in q.citations)
+        lines.append(f"“{q.text}” {marks}")
+    lines.append("")
+    lines.append("Sources:")
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.source, c.published) if x)
+        lines.append(f"  [{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+        if c.link or c.url:
+            lines.append(f"      {c.link or c.url}")
+    lines.append(f"(confidence {answer.confidence:.2f})")
+    return "\n".join(lines)
+
+
+def _answer_stream(engine: object, questions: TextIO, out: TextIO, args: argparse.Namespace, *, prompt: bool) -> int:
+    from .engine import Engine
+
+    assert isinstance(engine, Engine)
+    failures = 0
+    while True:
+        if prompt:
+            out.write("\nquestion> ")
+            out.flush()
+        line = questions.readline()
+        if not line:
+            break
+        q = line.strip()
+        if not q:
+            continue
+        if q.lower() in {"quit", "exit", ":q"} and prompt:
+            break
+        failures += _answer_one(engine, q, out, args)
+    return 0 if failures == 0 else 1
+
+
+def _answer_one(engine: object, question: str, out: TextIO, args: argparse.Namespace) -> int:
+    try:
+        answer = engine.ask(question, source=getattr(args, "source", None),  # type: ignore[attr-defined]
+                            since=getattr(args, "since", None), until=getattr(args, "until", None))
+    except QuestionError as e:
+        if getattr(args, "json", False):
+            out.write(json.dumps({"question": question, "answered": False, "error": str(e)}) + "\n")
+        else:
+            out.write(f"{e}\n")
+        out.flush()
+        return 1
+    if getattr(args, "json", False):
+        out.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
+    else:
+        out.write(format_answer(answer) + "\n")
+    out.flush()
+    return 0
+
+
+def ask(settings: Settings, args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    engine = Engine.open(settings)
+    if args.question:
+        return _answer_one(engine, " ".join(args.question), sys.stdout, args)
+    return _answer_stream(engine, sys.stdin, sys.stdout, args, prompt=sys.stdin.isatty() and not args.json)
+
+
+def sources(settings: Settings, args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .store import Snapshot
+
+    # Listing needs no model: open the snapshot alone.
+    snap = Snapshot.open(settings.index_dir)
+    engine = Engine.__new__(Engine)
+    engine._state = type("S", (), {"snapshot": snap})()  # noqa: SLF001 - a model-free view
+    infos = Engine.sources(engine, args.query)
+    for a in infos:
+        if args.json:
+            print(json.dumps(a.to_json(), ensure_ascii=False))
+        else:
+            meta = ", ".join(x for x in (a.source, a.published) if x)
+            print(f"- {a.title}" + (f" ({meta})" if meta else "") + (f"\n  {a.url}" if a.url else ""))
+    if not args.json:
+        print(f"{len(infos)} article(s)", file=sys.stderr)
+    return 0
+
+
+# -- run -------------------------------------------------------------------------------------------
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """``make run``: the bot when a token is configured, else a terminal chat over the index."""
+    from .store import read_manifest
+
+    try:
+        read_manifest(settings.index_dir)
+    except IndexNotFoundError:
+        log.info("no index yet in %s: building it from %s", settings.index_dir, settings.corpus_dir)
+        code = rebuild(settings)
+        if code:
+            return code
+    if settings.discord_token:
+        from bot.__main__ import main as bot_main
+
+        return bot_main([])
+    from .engine import Engine
+
+    engine = Engine.open(settings)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"newsbot: {engine.info['articles']} articles indexed. Ask a question (Ctrl-D to quit).\n"
+              "No DISCORD_TOKEN is set, so this is the terminal chat; see README.md to run the Discord bot.")
+    args.json = False
+    return _answer_stream(engine, sys.stdin, sys.stdout, args, prompt=interactive)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if args.command != "eval":
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if args.command == "rebuild":
+            return rebuild(settings, full=args.full, wait=args.wait, quiet=args.quiet)
+        if args.command == "ask":
+            return ask(settings, args)
+        if args.command == "sources":
+            return sources(settings, args)
+        if args.command == "eval":
+            from .evaluate import main as eval_main
+
+            return eval_main(settings, args)
+        if args.command == "run":
+            return run(settings, args)
+    except NewsbotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 2

@@ -1,0 +1,725 @@
+"""The index: a folder with a manifest, a FAISS file and a SQLite database.
+
+Layout of ``index_dir``::
+
+    manifest.json        the commit point: names the current generation's files, counts, model
+    gen-000007.faiss     vectors; FAISS ids are the primary keys of ``sentences``
+    gen-000007.sqlite3   articles, passages, sentences (with character offsets), FTS5 for BM25
+    embcache.sqlite3     text-hash -> vector cache, reused across rebuilds (never required to load)
+    .lock                held by a rebuild
+
+A rebuild writes a new generation next to the current one and commits it by replacing
+``manifest.json`` atomically (``os.replace``). A crash at any point leaves the previous manifest,
+and so the previous index, in place. Old generations are removed after the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .clean import classify
+from .embed import Embedder
+from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from .loaders import LoadResult
+from .records import Article, ArticleInfo, PassageView
+from .split import split_article
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE articles(
+    id INTEGER PRIMARY KEY,
+    ext_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    source TEXT,
+    url TEXT,
+    published TEXT,
+    authors TEXT NOT NULL,
+    path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE passages(
+    id INTEGER PRIMARY KEY,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE TABLE sentences(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    passage INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX sentences_article ON sentences(article, idx);
+CREATE INDEX passages_article ON passages(article, idx);
+CREATE VIRTUAL TABLE sentences_fts USING fts5(
+    text, content='sentences', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER sentences_ai AFTER INSERT ON sentences BEGIN
+    INSERT INTO sentences_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER sentences_ad AFTER DELETE ON sentences BEGIN
+    INSERT INTO sentences_fts(sentences_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The manifest of the index in ``index_dir``; clear errors when missing or damaged."""
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexNotFoundError(
+            f"no index in {index_dir}: build it with `newsbot rebuild` (or `make index`)"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IndexMismatchError(
+            f"{path} is damaged ({e}): rebuild with `newsbot rebuild --full`"
+        ) from e
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
+        found = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise IndexMismatchError(
+            f"the index in {index_dir} has schema {found!r}, this newsbot reads schema {SCHEMA_VERSION}: "
+            "rebuild with `newsbot rebuild --full`"
+        )
+    return manifest
+
+
+def corpus_fingerprint(fingerprints: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for fp in sorted(fingerprints):
+        h.update(fp.encode())
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import faiss
+
+    out = {"newsbot": __version__, "python": platform.python_version(), "faiss": faiss.__version__,
+           "sqlite": sqlite3.sqlite_version}
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+
+        out["sentence_transformers"] = version("sentence-transformers")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding cache
+
+
+class EmbeddingCache:
+    """Vectors keyed by (embedder fingerprint, sha256 of the text): text that recurs across
+    articles or rebuilds is embedded once. Losing it costs time, never correctness."""
+
+    def __init__(self, path: Path, embedder_key: str, dimension: int) -> None:
+        self.key = embedder_key
+        self.dimension = dimension
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors(model TEXT NOT NULL, hash BLOB NOT NULL, vec BLOB NOT NULL,"
+            " PRIMARY KEY(model, hash)) WITHOUT ROWID"
+        )
+
+    @staticmethod
+    def hash(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+    def get_many(self, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        out: dict[bytes, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            q = f"SELECT hash, vec FROM vectors WHERE model=? AND hash IN ({','.join('?' * len(chunk))})"
+            for h, blob in self.db.execute(q, (self.key, *chunk)):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape[0] == self.dimension:
+                    out[h] = vec
+        return out
+
+    def put_many(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO vectors(model, hash, vec) VALUES (?, ?, ?)",
+                ((self.key, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items),
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass
+class BuildReport:
+    """What a rebuild did."""
+
+    articles: int = 0
+    sentences: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0  # sentences that went through the model
+    cached: int = 0  # sentences whose vectors came from the cache
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    generation: int = 0
+    full: bool = False
+    up_to_date: bool = False
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            return (f"index is up to date: {self.articles} articles, {self.sentences} sentences "
+                    f"({len(self.warnings)} files or lines skipped)")
+        return (
+            f"indexed {self.articles} articles, {self.sentences} sentences in {self.seconds:.1f}s "
+            f"({'full' if self.full else 'incremental'}: {self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged; {self.embedded} sentences embedded, "
+            f"{self.cached} from cache; {len(self.warnings)} files or lines skipped)"
+        )
+
+
+@contextlib.contextmanager
+def rebuild_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold the index's rebuild lock; a second rebuild waits (``wait``) or fails clearly."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / ".lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexLockedError(
+                f"another rebuild of {index_dir} is running ({holder}): wait for it to finish, "
+                "or run `newsbot rebuild --wait` to queue behind it"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _embed_sentences(
+    texts: list[str], embedder: Embedder, cache: EmbeddingCache | None, progress: ProgressFn | None,
+    report: BuildReport,
+) -> np.ndarray:
+    """Vectors for ``texts``: from the cache where possible, each distinct text embedded once."""
+    hashes = [EmbeddingCache.hash(t) for t in texts]
+    known = cache.get_many(list(set(hashes))) if cache else {}
+    todo: dict[bytes, str] = {}
+    for h, t in zip(hashes, texts):
+        if h not in known and h not in todo:
+            todo[h] = t
+    report.cached += sum(1 for h in hashes if h in known)
+    report.embedded += len(todo)
+    items = list(todo.items())
+    done = 0
+    if progress:
+        progress(0, len(items))
+    chunk = 512
+    for i in range(0, len(items), chunk):
+        part = items[i:i + chunk]
+        vecs = embedder.encode([t for _, t in part])
+        fresh = list(zip((h for h, _ in part), vecs))
+        known.update(fresh)
+        if cache:
+            cache.put_many(fresh)
+        done += len(part)
+        if progress:
+            progress(done, len(items))
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    return np.vstack([known[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def _new_index(dimension: int) -> Any:
+    import faiss
+
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def build_index(
+    index_dir: Path,
+    loaded: LoadResult,
+    embedder: Embedder,
+    *,
+    full: bool = False,
+    progress: ProgressFn | None = None,
+    corpus_dir: Path | None = None,
+    wait: bool = False,
+    hook: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Build or update the index in ``index_dir`` from ``loaded`` articles.
+
+    Incremental unless ``full``: unchanged articles keep their rows and vectors, changed and new
+    ones are embedded, removed ones are dropped. ``hook`` is called with a stage name at each step
+    (tests use it to kill a build at chosen points).
+    """
+    started = time.perf_counter()
+    report = BuildReport(full=full, warnings=[str(w) for w in loaded.warnings])
+    step = hook or (lambda _stage: None)
+    with rebuild_lock(index_dir, wait=wait):
+        step("locked")
+        previous: dict[str, Any] | None = None
+        if not full:
+            try:
+                previous = read_manifest(index_dir)
+                _check_model(previous, embedder)
+                Snapshot.verify_files(index_dir, previous)
+            except (IndexNotFoundError, IndexMismatchError) as e:
+                if previous is not None:
+                    log.warning("cannot update the existing index (%s); building from scratch", e)
+                previous = None
+        report.full = previous is None
+        generation = (previous or {}).get("generation", 0) + 1
+        report.generation = generation
+        db_name, faiss_name = f"gen-{generation:06d}.sqlite3", f"gen-{generation:06d}.faiss"
+        tmp_db = index_dir / f".{db_name}.tmp"
+        tmp_faiss = index_dir / f".{faiss_name}.tmp"
+        for p in (tmp_db, tmp_faiss):
+            p.unlink(missing_ok=True)
+
+        import faiss
+
+        wanted = {a.id: a for a in loaded.articles}
+        if previous is not None:
+            src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
+            dst = sqlite3.connect(tmp_db)
+            src.backup(dst)
+            src.close()
+            vectors = faiss.read_index(str(index_dir / previous["files"]["faiss"]))
+        else:
+            dst = sqlite3.connect(tmp_db)
+            dst.executescript(_SCHEMA)
+            vectors = _new_index(embedder.dimension)
+        step("opened")
+        db = dst
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        have = {ext: (rid, fp) for rid, ext, fp in db.execute("SELECT id, ext_id, fingerprint FROM articles")}
+        removed_rows = [rid for ext, (rid, fp) in have.items() if ext not in wanted or wanted[ext].fingerprint != fp]
+        report.removed = sum(1 for ext in have if ext not in wanted)
+        report.changed = sum(1 for ext, (_, fp) in have.items() if ext in wanted and wanted[ext].fingerprint != fp)
+        todo = [a for a in loaded.articles if a.id not in have or have[a.id][1] != a.fingerprint]
+        report.added = sum(1 for a in todo if a.id not in have)
+        report.unchanged = len(loaded.articles) - len(todo)
+
+        if previous is not None and not removed_rows and not todo:
+            db.close()
+            tmp_db.unlink(missing_ok=True)
+            report.articles = previous["counts"]["articles"]
+            report.sentences = previous["counts"]["sentences"]
+            report.up_to_date = True
+            report.seconds = time.perf_counter() - started
+            return report
+
+        with db:
+            if removed_rows:
+                gone: list[int] = []
+                for i in range(0, len(removed_rows), 500):
+                    chunk = removed_rows[i:i + 500]
+                    marks = ",".join("?" * len(chunk))
+                    gone += [r for (r,) in db.execute(f"SELECT id FROM sentences WHERE article IN ({marks})", chunk)]
+                    db.execute(f"DELETE FROM sentences WHERE article IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM passages WHERE article IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
+                if gone:
+                    vectors.remove_ids(np.asarray(gone, dtype=np.int64))
+            step("removed")
+
+            # Parse and split everything new first, then embed in large batches.
+            new_ids: list[int] = []
+            new_texts: list[str] = []
+            for art in todo:
+                blocks = classify(art.text)
+                sentences, passages = split_article(art.id, art.text, blocks)
+                cur = db.execute(
+                    "INSERT INTO articles(ext_id, title, source, url, published, authors, path, fingerprint, text)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    (art.id, art.title, art.source, art.url, art.published, json.dumps(list(art.authors)),
+                     art.path, art.fingerprint, art.text),
+                )
+                aid = cur.lastrowid
+                pids = []
+                for p in passages:
+                    pids.append(db.execute(
+                        "INSERT INTO passages(article, idx, start, end) VALUES (?,?,?,?)",
+                        (aid, p.index, p.start, p.end),
+                    ).lastrowid)
+                for s in sentences:
+                    sid = db.execute(
+                        "INSERT INTO sentences(article, passage, idx, start, end, text) VALUES (?,?,?,?,?,?)",
+                        (aid, pids[s.passage], s.index, s.start, s.end, s.text),
+                    ).lastrowid
+                    new_ids.append(int(sid))  # type: ignore[arg-type]
+                    new_texts.append(s.text)
+            step("parsed")
+
+        cache = None
+        try:
+            cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
+        except sqlite3.Error as e:  # a broken cache only costs time
+            log.warning("embedding cache unavailable (%s); embedding everything", e)
+        try:
+            vecs = _embed_sentences(new_texts, embedder, cache, progress, report)
+        finally:
+            if cache:
+                cache.close()
+        step("embedded")
+        if len(new_ids):
+            vectors.add_with_ids(vecs, np.asarray(new_ids, dtype=np.int64))
+
+        counts = {
+            "articles": db.execute("SELECT count(*) FROM articles").fetchone()[0],
+            "passages": db.execute("SELECT count(*) FROM passages").fetchone()[0],
+            "sentences": db.execute("SELECT count(*) FROM sentences").fetchone()[0],
+            "vectors": int(vectors.ntotal),
+        }
+        if counts["sentences"] != counts["vectors"]:
+            raise IndexMismatchError(
+                f"internal error: {counts['sentences']} sentences but {counts['vectors']} vectors; "
+                "rebuild with `newsbot rebuild --full`"
+            )
+        fps = [fp for (fp,) in db.execute("SELECT fingerprint FROM articles")]
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(generation),))
+        db.commit()
+        db.execute("PRAGMA optimize")
+        db.close()
+        faiss.write_index(vectors, str(tmp_faiss))
+        step("written")
+        for p in (tmp_db, tmp_faiss):
+            with open(p, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp_db, index_dir / db_name)
+        os.replace(tmp_faiss, index_dir / faiss_name)
+        _fsync_dir(index_dir)
+        step("renamed")
+
+        manifest = {
+            "schema": SCHEMA_VERSION,
+            "generation": generation,
+            "files": {
+                "sqlite": db_name,
+                "faiss": faiss_name,
+            },
+            "sizes": {
+                "sqlite": (index_dir / db_name).stat().st_size,
+                "faiss": (index_dir / faiss_name).stat().st_size,
+            },
+            "model": {"name": embedder.name, "sha256": embedder.fingerprint, "dimension": embedder.dimension},
+            "metric": "cosine (inner product of unit vectors)",
+            "index_type": "flat",
+            "counts": counts,
+            "corpus": {"dir": str(corpus_dir) if corpus_dir else None, "fingerprint": corpus_fingerprint(fps)},
+            "versions": _versions(),
+            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        step("committed")
+        _remove_old_generations(index_dir, keep={db_name, faiss_name} | set((previous or {}).get("files", {}).values()))
+        report.articles, report.sentences = counts["articles"], counts["sentences"]
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
+    """Drop generations older than the previous one (a reader may still be opening that one)."""
+    for p in index_dir.iterdir():
+        name = p.name
+        if name in keep:
+            continue
+        if (name.startswith("gen-") and name.endswith((".sqlite3", ".faiss"))) or (
+            name.startswith(".gen-") and name.endswith(".tmp")
+        ):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _check_model(manifest: dict[str, Any], embedder: Embedder) -> None:
+    model = manifest.get("model", {})
+    if model.get("sha256") != embedder.fingerprint or model.get("dimension") != embedder.dimension:
+        raise IndexMismatchError(
+            f"the index was built with model {model.get('name')!r} (sha256 {str(model.get('sha256'))[:12]}…, "
+            f"dimension {model.get('dimension')}) but the configured model is {embedder.name!r} "
+            f"(sha256 {embedder.fingerprint[:12]}…, dimension {embedder.dimension}): rebuild with "
+            "`newsbot rebuild --full`, or set NEWSBOT_MODEL back to the index's model"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceRow:
+    id: int
+    article: int
+    passage: int
+    idx: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRow:
+    id: int
+    ext_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+
+
+class Snapshot:
+    """One generation of the index, loaded and checked: immutable, safe to share between threads.
+
+    Everything a question needs comes from one snapshot, so an answer never mixes builds.
+    """
+
+    def __init__(self, index_dir: Path, manifest: dict[str, Any], vectors: Any, db: sqlite3.Connection) -> None:
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.vectors = vectors
+        self._db = db
+        self._lock = threading.Lock()
+        self._articles: dict[int, ArticleRow] = {
+            r[0]: ArticleRow(*r) for r in db.execute("SELECT id, ext_id, title, source, url, published FROM articles")
+        }
+        self.total_sentences = int(manifest["counts"]["sentences"])
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def verify_files(index_dir: Path, manifest: dict[str, Any]) -> None:
+        """Cheap checks that the files the manifest names are there and whole."""
+        try:
+            files = manifest["files"]
+            sizes = manifest["sizes"]
+            for kind in ("sqlite", "faiss"):
+                path = index_dir / files[kind]
+                if not path.is_file():
+                    raise IndexMismatchError(
+                        f"{path} is missing: rebuild with `newsbot rebuild --full`"
+                    )
+                if path.stat().st_size != sizes[kind]:
+                    raise IndexMismatchError(
+                        f"{path} is {path.stat().st_size} bytes but the manifest says {sizes[kind]}: "
+                        "the file is damaged or was changed; rebuild with `newsbot rebuild --full`"
+                    )
+        except (KeyError, TypeError) as e:
+            raise IndexMismatchError(
+                f"{index_dir / MANIFEST} lacks {e}: rebuild with `newsbot rebuild --full`"
+            ) from e
+
+    @classmethod
+    def open(cls, index_dir: Path, embedder: Embedder | None = None) -> Snapshot:
+        """Load the current generation and check it against its manifest (and the model)."""
+        import faiss
+
+        manifest = read_manifest(index_dir)
+        if embedder is not None:
+            _check_model(manifest, embedder)
+        cls.verify_files(index_dir, manifest)
+        db_path = index_dir / manifest["files"]["sqlite"]
+        try:
+            db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+            ok = db.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise sqlite3.DatabaseError(ok)
+            n_sent = db.execute("SELECT count(*) FROM sentences").fetchone()[0]
+            n_art = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        except sqlite3.Error as e:
+            raise IndexMismatchError(
+                f"{db_path} is damaged ({e}): rebuild with `newsbot rebuild --full`"
+            ) from e
+        try:
+            vectors = faiss.read_index(str(index_dir / manifest["files"]["faiss"]))
+        except RuntimeError as e:
+            db.close()
+            raise IndexMismatchError(
+                f"{index_dir / manifest['files']['faiss']} cannot be read ({str(e).splitlines()[0]}): "
+                "rebuild with `newsbot rebuild --full`"
+            ) from e
+        counts = manifest.get("counts", {})
+        if (n_sent, n_art, int(vectors.ntotal)) != (counts.get("sentences"), counts.get("articles"), counts.get("vectors")):
+            db.close()
+            raise IndexMismatchError(
+                f"the index in {index_dir} disagrees with its manifest ({n_art} articles, {n_sent} sentences, "
+                f"{vectors.ntotal} vectors; manifest says {counts}): rebuild with `newsbot rebuild --full`"
+            )
+        if embedder is not None and vectors.d != embedder.dimension:
+            db.close()
+            raise IndexMismatchError(
+                f"the index holds {vectors.d}-dimensional vectors, the model makes {embedder.dimension}: "
+                "rebuild with `newsbot rebuild --full`"
+            )
+        return cls(index_dir, manifest, vectors, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        k = min(k, int(self.vectors.ntotal))
+        if k <= 0:
+            return []
+        scores, ids = self.vectors.search(qvec.reshape(1, -1).astype(np.float32), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.vectors.d), dtype=np.float32)
+        return np.vstack([self.vectors.reconstruct(int(i)) for i in ids])
+
+    def lexical(self, match: str, k: int) -> list[tuple[int, float]]:
+        """BM25 over sentences for an FTS5 MATCH expression (built by the caller from plain words)."""
+        if not match:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, -bm25(sentences_fts) FROM sentences_fts WHERE sentences_fts MATCH ? "
+                "ORDER BY rank LIMIT ?",
+                (match, k),
+            ).fetchall()
+        return [(int(r), float(s)) for r, s in rows]
+
+    def lexical_for(self, match: str, ids: Sequence[int]) -> dict[int, float]:
+        """BM25 scores of the given sentences (absent: no match)."""
+        if not match or not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT rowid, -bm25(sentences_fts) FROM sentences_fts WHERE sentences_fts MATCH ? "
+                f"AND rowid IN ({marks})",
+                (match, *ids),
+            ).fetchall()
+        return {int(r): float(s) for r, s in rows}
+
+    def term_doc_freq(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many sentences contain each (already FTS-quoted) term."""
+        out = {}
+        with self._lock:
+            for t in terms:
+                out[t] = self._db.execute(
+                    "SELECT count(*) FROM sentences_fts WHERE sentences_fts MATCH ?", (t,)
+                ).fetchone()[0]
+        return out
+
+    def sentences(self, ids: Sequence[int]) -> dict[int, SentenceRow]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, article, passage, idx, start, end, text FROM sentences WHERE id IN ({marks})",
+                tuple(ids),
+            ).fetchall()
+        return {r[0]: SentenceRow(*r) for r in rows}
+
+    def neighbours(self, rows: Sequence[SentenceRow], window: int = 1) -> dict[tuple[int, int], SentenceRow]:
+        """Sentences within ``window`` of each row in the same article, keyed by (article, idx)."""
+        if not rows:
+            return {}
+        wanted = {(r.article, r.idx + d) for r in rows for d in range(-window, window + 1) if d}
+        clauses = " OR ".join("(article=? AND idx=?)" for _ in wanted)
+        params = [x for pair in wanted for x in pair]
+        with self._lock:
+            got = self._db.execute(
+                f"SELECT id, article, passage, idx, start, end, text FROM sentences WHERE {clauses}", params
+            ).fetchall()
+        return {(r[1], r[3]): SentenceRow(*r) for r in got}
+
+    def article(self, rowid: int) -> ArticleRow:
+        return self._articles[rowid]
+
+    def articles(self) -> list[ArticleRow]:
+        return list(self._articles.values())
+
+    def article_infos(self) -> list[ArticleInfo]:
+        with self._lock:
+            counts = dict(self._db.execute("SELECT article, count(*) FROM sentences GROUP BY article").fetchall())
+        return [
+            ArticleInfo(a.ext_id, a.title, a.source, a.url, a.published, int(counts.get(a.id, 0)))
+            for a in self._articles.values()
+        ]
+
+    def passage_view(self, sentence_id: int) -> PassageView | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT s.start, s.end, p.start, p.end, a.text, a.ext_id FROM sentences s "
+                "JOIN passages p ON p.id = s.passage JOIN articles a ON a.id = s.article WHERE s.id = ?",
+                (sentence_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        s_start, s_end, p_start, p_end, text, ext = row
+        return PassageView(sentence_id, ext, text[p_start:p_end], s_start - p_start, s_end - p_start)

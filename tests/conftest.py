@@ -1,0 +1,94 @@
+"""Shared fixtures: no network, a fast deterministic embedder, small corpora, the real model once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def _is_loopback(address: object) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, bytes | str) and str(host).startswith("/"):
+        return True  # a Unix socket
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return str(host) == "localhost"
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection to an address outside this machine fails the test."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guard(sock: socket.socket, address: object, real=real_connect):  # type: ignore[no-untyped-def]
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guard)
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda s, a: guard(s, a, real_connect_ex))
+
+
+@pytest.fixture
+def hashing_embedder():  # type: ignore[no-untyped-def]
+    from index.embed import HashingEmbedder
+
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The packaged all-MiniLM-L6-v2, loaded once per test session."""
+    from index.config import Settings
+    from index.embed import load_embedder
+
+    return load_embedder(Settings.from_env({}))
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    dst = tmp_path / "corpus"
+    shutil.copytree(ROOT / "corpus", dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    """The seed corpus indexed once with the real model (read-only for tests)."""
+    from index.loaders import load_corpus
+    from index.store import build_index
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    build_index(index_dir, load_corpus(ROOT / "corpus"), real_embedder)
+    yield index_dir
+
+
+@pytest.fixture(scope="session")
+def seed_engine(seed_index: Path, real_embedder):  # type: ignore[no-untyped-def]
+    from index.config import Settings
+    from index.engine import Engine
+
+    return Engine.open(Settings.from_env({}, index_dir=seed_index), embedder=real_embedder)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
