@@ -118,6 +118,11 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
     if not loaded.articles:
         log.error("no articles found in %s: add .md, .txt, .jsonl or .html files", settings.corpus_dir)
         return 1
+    if not full and embedder is None and _up_to_date(settings, loaded):
+        print(f"index in {settings.index_dir} is up to date: {len(loaded.articles)} articles", file=sys.stderr)
+        for w in loaded.warnings:
+            print(f"warning: skipped {w}", file=sys.stderr)
+        return 0
     emb = embedder or load_embedder(settings)
     report = build_index(settings.index_dir, loaded, emb, full=full, progress=_Progress(quiet),  # type: ignore[arg-type]
                          corpus_dir=settings.corpus_dir, wait=wait)
@@ -125,6 +130,23 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
     for w in loaded.warnings:
         print(f"warning: skipped {w}", file=sys.stderr)
     return 0
+
+
+def _up_to_date(settings: Settings, loaded: object) -> bool:
+    """True when the index already holds exactly these articles, embedded by the configured model
+    (checked without loading the model, which takes seconds)."""
+    from .embed import model_fingerprint
+    from .errors import IndexMismatchError
+    from .store import Snapshot, corpus_fingerprint, read_manifest
+
+    try:
+        manifest = read_manifest(settings.index_dir)
+        Snapshot.verify_files(settings.index_dir, manifest)
+    except (IndexNotFoundError, IndexMismatchError):
+        return False
+    fps = [a.fingerprint for a in loaded.articles]  # type: ignore[attr-defined]
+    return (manifest.get("corpus", {}).get("fingerprint") == corpus_fingerprint(fps)
+            and manifest.get("model", {}).get("sha256") == model_fingerprint(settings))
 
 
 # -- ask -----------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -127,7 +127,8 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             name = f.metadata.get("env")
-            if name and name in env:
+            # An empty value (as in a copied .env.example) means "use the default".
+            if name and env.get(name, "").strip():
                 try:
                     values[f.name] = f.metadata["parse"](env[name])
                 except (TypeError, ValueError) as e:

