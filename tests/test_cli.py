@@ -1,0 +1,123 @@
+"""The ``newsbot`` command, run as a user runs it (a subprocess), on the seed corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, write
+
+from index.cli import main
+
+
+def newsbot(*args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "NEWSBOT_LOG_LEVEL": "WARNING", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "index", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, env=full_env, timeout=timeout)
+
+
+def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
+    r = newsbot("ask", "--index", str(tmp_path / "none"), "anything?")
+    assert r.returncode == 1
+    assert "no index in" in r.stderr and "newsbot rebuild" in r.stderr
+
+
+def test_help_lists_every_command() -> None:
+    r = newsbot("--help")
+    assert r.returncode == 0
+    for cmd in ("rebuild", "ask", "sources", "eval", "run"):
+        assert cmd in r.stdout
+
+
+def test_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["ask", "--since", "last tuesday", "q"])
+    assert e.value.code == 2 and "not a date" in capsys.readouterr().err
+
+
+def test_rebuild_reports_skipped_files_and_indexes_the_rest(tmp_path: Path, monkeypatch, hashing_embedder, capsys) -> None:  # type: ignore[no-untyped-def]
+    import index.embed
+
+    monkeypatch.setattr(index.embed, "load_embedder", lambda settings: hashing_embedder)
+    corpus = tmp_path / "c"
+    write(corpus / "ok.md", "---\ntitle: Fine\n---\nA perfectly good sentence about ferries.\n")
+    write(corpus / "bad.jsonl", '{"id": "x", "text": "Good line one here."}\nnot json\n')
+    code = main(["rebuild", "--corpus", str(corpus), "--index", str(tmp_path / "ix"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "indexed 2 articles" in err and "bad.jsonl:2" in err and "malformed JSON" in err
+
+
+@pytest.mark.model
+def test_ask_reads_questions_from_stdin_and_prints_json_lines(seed_index: Path) -> None:
+    qs = "Where is Chery opening its European headquarters?\n\nWho won the 2024 Champions League final?\n"
+    r = newsbot("ask", "--json", "--index", str(seed_index), stdin=qs)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["answered"] for x in lines] == [True, False]
+    first = lines[0]
+    assert set(first) >= {"question", "answered", "confidence", "sentences", "citations"}
+    assert "Liverpool" in first["sentences"][0]["text"]
+    n = first["sentences"][0]["citation"]
+    cit = {c["n"]: c for c in first["citations"]}[n]
+    assert set(cit) >= {"n", "article_id", "title", "source", "url", "published"}
+
+
+@pytest.mark.model
+def test_ask_text_output_and_sources(seed_index: Path) -> None:
+    r = newsbot("ask", "--index", str(seed_index), "Who is JLR's new chief executive?")
+    assert r.returncode == 0 and "Balaji" in r.stdout and "Sources:" in r.stdout and "[1]" in r.stdout
+    r = newsbot("sources", "--json", "--index", str(seed_index))
+    arts = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {a["id"] for a in arts} == {"000_58346f7b7de47b31", "001_21befda17cf27a6e"}
+    assert {a["source"] for a in arts} == {"Motoring Research", None}
+
+
+@pytest.mark.model
+def test_index_built_by_another_model_is_refused(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    from index.loaders import load_corpus
+    from index.store import build_index
+
+    build_index(tmp_path / "ix", load_corpus(ROOT / "corpus"), hashing_embedder)
+    r = newsbot("ask", "--index", str(tmp_path / "ix"), "Where is Chery opening its HQ?")
+    assert r.returncode == 1
+    assert "hashing-test-embedder" in r.stderr and "newsbot rebuild --full" in r.stderr
+
+
+def test_eval_prints_metrics_beside_both_baselines(tmp_path: Path, monkeypatch, hashing_embedder, capsys) -> None:  # type: ignore[no-untyped-def]
+    import index.embed
+
+    monkeypatch.setattr(index.embed, "load_embedder", lambda settings: hashing_embedder)
+    arts = tmp_path / "a.jsonl"
+    write(arts, "\n".join(json.dumps(x) for x in [
+        {"id": "1", "title": "Bakery", "source": "w.test", "published": "2024-01-01", "url": None, "authors": [],
+         "text": "A village bakery in Kent won the national bread award.\nIts sourdough impressed judges."},
+        {"id": "2", "title": "Ferry", "source": "d.test", "published": "2024-01-02", "url": None, "authors": [],
+         "text": "The island ferry was cancelled because of thick fog on Tuesday."},
+    ]) + "\n")
+    qs = tmp_path / "q.jsonl"
+    write(qs, "\n".join(json.dumps(x) for x in [
+        {"id": "q1", "question": "Which bakery won the national bread award?", "answers": ["Kent"], "answerable": True},
+        {"id": "q2", "question": "Why was the island ferry cancelled?", "answers": ["fog"], "answerable": True},
+        {"id": "q3", "question": "Who won the snooker world championship?", "answers": [], "answerable": False},
+    ]) + "\n")
+    out = tmp_path / "r.json"
+    assert main(["eval", str(arts), str(qs), "--index", str(tmp_path / "ix"), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for label in ("acc@1", "acc@3", "BM25 alone", "cosine alone", "answer rate", "decline rate", "floor"):
+        assert label in text
+    res = json.loads(out.read_text())
+    assert res["n_answerable"] == 2 and res["n_unanswerable"] == 1 and len(res["per_question"]) == 3
+
+
+def test_is_correct_follows_the_eval_rule() -> None:
+    from index.evaluate import is_correct
+
+    assert is_correct("Trump met “Ron DeSantis” on Sunday.", ["Ron DeSantis"])
+    assert is_correct("It was Gov. RON DESANTIS.", ["ron desantis"])
+    assert is_correct("The Florida governor Ron (R) DeSantis spoke", ["Ron DeSantis"])  # 80% of long words
+    assert not is_correct("Ron spoke on Sunday.", ["Ron DeSantis"])
