@@ -262,7 +262,7 @@ ProgressFn = Callable[[int, int], None]
 
 def _embed_sentences(
     texts: list[str], embedder: Embedder, cache: EmbeddingCache | None, progress: ProgressFn | None,
-    report: BuildReport,
+    report: BuildReport, step: Callable[[str], None] = lambda _stage: None,
 ) -> np.ndarray:
     """Vectors for ``texts``: from the cache where possible, each distinct text embedded once."""
     hashes = [EmbeddingCache.hash(t) for t in texts]
@@ -286,6 +286,7 @@ def _embed_sentences(
         if cache:
             cache.put_many(fresh)
         done += len(part)
+        step(f"embed:{done}")
         if progress:
             progress(done, len(items))
     if not texts:
@@ -375,6 +376,7 @@ def build_index(
             report.seconds = time.perf_counter() - started
             return report
 
+        step("diffed")
         with db:
             if removed_rows:
                 gone: list[int] = []
@@ -392,7 +394,8 @@ def build_index(
             # Parse and split everything new first, then embed in large batches.
             new_ids: list[int] = []
             new_texts: list[str] = []
-            for art in todo:
+            for n_art, art in enumerate(todo):
+                step(f"parse:{n_art}")
                 blocks = classify(art.text)
                 sentences, passages = split_article(art.id, art.text, blocks)
                 cur = db.execute(
@@ -423,7 +426,7 @@ def build_index(
         except sqlite3.Error as e:  # a broken cache only costs time
             log.warning("embedding cache unavailable (%s); embedding everything", e)
         try:
-            vecs = _embed_sentences(new_texts, embedder, cache, progress, report)
+            vecs = _embed_sentences(new_texts, embedder, cache, progress, report, step)
         finally:
             if cache:
                 cache.close()
@@ -447,12 +450,15 @@ def build_index(
         db.commit()
         db.execute("PRAGMA optimize")
         db.close()
+        step("db-closed")
         faiss.write_index(vectors, str(tmp_faiss))
         step("written")
         for p in (tmp_db, tmp_faiss):
             with open(p, "rb+") as fh:
                 os.fsync(fh.fileno())
+        step("synced")
         os.replace(tmp_db, index_dir / db_name)
+        step("renamed-db")
         os.replace(tmp_faiss, index_dir / faiss_name)
         _fsync_dir(index_dir)
         step("renamed")
@@ -476,6 +482,7 @@ def build_index(
             "versions": _versions(),
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
+        step("manifest")
         _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         step("committed")
         _remove_old_generations(index_dir, keep={db_name, faiss_name} | set((previous or {}).get("files", {}).values()))

@@ -1,0 +1,764 @@
+"""Proves the fake Discord against the REAL, unmodified discord.py client (in-process and in a subprocess).
+
+Each client test runs a tiny ``discord.Client`` + ``app_commands.CommandTree`` (not the product bot)
+with ``asyncio.run`` inside a synchronous test; the fake runs on its own loop in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from fakediscord import FakeDiscord, FakeDiscordError, FakeInteraction, point_discord_py_at
+from fakediscord import constants as C
+
+_log = logging.getLogger(__name__)
+
+STEP_TIMEOUT = 10.0
+
+
+# ---------------------------------------------------------------------------------------- the test bot
+class PanelView(discord.ui.View):
+    """A one-button view; pressing it edits the message (UPDATE_MESSAGE, type 7)."""
+
+    def __init__(self, bot: MiniBot) -> None:
+        super().__init__(timeout=60)
+        self.bot = bot
+
+    @discord.ui.button(label="Approve", custom_id="panel:approve", style=discord.ButtonStyle.success)
+    async def approve(self, interaction: discord.Interaction, button: discord.ui.Button[PanelView]) -> None:
+        self.bot.outcomes["pressed_by"] = interaction.user.id
+        await interaction.response.edit_message(content=f"approved by {interaction.user.name}", view=None)
+
+
+class AskModal(discord.ui.Modal, title="Ask the news desk"):
+    """A modal with one text input."""
+
+    question: discord.ui.TextInput[AskModal] = discord.ui.TextInput(label="Question", custom_id="modal:question")
+
+    def __init__(self, bot: MiniBot) -> None:
+        super().__init__(custom_id="modal:ask")
+        self.bot = bot
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        self.bot.outcomes["modal"] = self.question.value
+        await interaction.response.send_message(f"noted: {self.question.value}", ephemeral=True)
+
+
+class MiniBot(discord.Client):
+    """A small client exercising the interaction / message paths the product bot uses."""
+
+    def __init__(self, guild_id: int, *, members_intent: bool = False) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        intents.members = members_intent
+        super().__init__(intents=intents, guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.guild_obj = discord.Object(guild_id)
+        self.outcomes: dict[str, Any] = {}
+        self.seen_messages: list[discord.Message] = []
+        self._add_commands()
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.seen_messages.append(message)
+        if message.author.bot or self.user is None:
+            return
+        if isinstance(message.channel, discord.DMChannel):
+            await message.channel.send(f"dm: {message.content}")
+        elif isinstance(message.channel, discord.Thread):
+            await message.channel.send(f"in thread: {message.content}")
+        elif self.user.mentioned_in(message):
+            if "thread" in message.content:
+                thread = await message.create_thread(name="Follow-up")
+                await thread.send("Ask follow-ups here.")
+            else:
+                await message.reply("pong", mention_author=False)
+
+    def _add_commands(self) -> None:
+        tree, guild = self.tree, self.guild_obj
+
+        @tree.command(name="news", description="Latest news on a topic", guild=guild)
+        @app_commands.describe(topic="What to look up", limit="How many articles")
+        async def news(interaction: discord.Interaction, topic: str, limit: int = 3) -> None:
+            await interaction.response.defer(thinking=True)
+            embed = discord.Embed(title=f"News about {topic}", description=f"{limit} articles", url="https://news.example/1")
+            embed.add_field(name="Source", value="Daily Planet")
+            await interaction.followup.send(embed=embed)
+
+        @tree.command(name="twice", description="Responds twice", guild=guild)
+        async def twice(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("first")
+            try:
+                await interaction.response.send_message("second")
+            except (discord.InteractionResponded, discord.HTTPException) as exc:
+                self.outcomes["twice"] = exc
+
+        @tree.command(name="slow", description="Responds too late", guild=guild)
+        async def slow(interaction: discord.Interaction) -> None:
+            await asyncio.sleep(3.5)
+            try:
+                await interaction.response.send_message("too late")
+            except discord.HTTPException as exc:
+                self.outcomes["slow"] = exc
+
+        @tree.command(name="long", description="Too much text", guild=guild)
+        async def long(interaction: discord.Interaction) -> None:
+            try:
+                await interaction.response.send_message("x" * 2001)
+            except discord.HTTPException as exc:
+                self.outcomes["long"] = exc
+                await interaction.response.send_message("x" * 2000)
+
+        @tree.command(name="panel", description="A message with a button", guild=guild)
+        async def panel(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("Pending approval", view=PanelView(self))
+
+        @tree.command(name="modal", description="Opens a modal", guild=guild)
+        async def modal(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(AskModal(self))
+
+        @tree.command(name="admin", description="Manage Server only", guild=guild)
+        @app_commands.default_permissions(manage_guild=True)
+        async def admin(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("admin ok", ephemeral=True)
+
+        @tree.command(name="whoami", description="Global command, usable in DMs")
+        @app_commands.allowed_contexts(guilds=True, dms=True)
+        async def whoami(interaction: discord.Interaction) -> None:
+            where = "dm" if interaction.guild is None else "guild"
+            await interaction.response.send_message(f"{interaction.user.name} in {where}", ephemeral=True)
+
+        @tree.command(name="pick", description="Autocomplete", guild=guild)
+        async def pick(interaction: discord.Interaction, outlet: str) -> None:
+            await interaction.response.send_message(outlet)
+
+        @pick.autocomplete("outlet")
+        async def pick_outlet(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            names = ["Daily Planet", "The Courier", "Daily Bugle"]
+            return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()]
+
+
+# ---------------------------------------------------------------------------------------- harness
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    """A started fake with discord.py pointed at it."""
+    with FakeDiscord() as server, point_discord_py_at(server):
+        yield server
+
+
+async def wait_outcome(bot: MiniBot, key: str, timeout: float = STEP_TIMEOUT) -> Any:
+    """Wait (inside the client's loop) until the bot recorded ``key``."""
+    deadline = time.monotonic() + timeout
+    while key not in bot.outcomes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bot never recorded {key!r}; has {sorted(bot.outcomes)}")
+        await asyncio.sleep(0.02)
+    return bot.outcomes[key]
+
+
+def run_bot(
+    fake: FakeDiscord, scenario: Callable[[MiniBot], Awaitable[None]], *, sync: bool = True, members_intent: bool = False
+) -> MiniBot:
+    """Start a MiniBot against ``fake``, wait until ready (and synced), run ``scenario``, close cleanly."""
+
+    async def main() -> MiniBot:
+        bot = MiniBot(fake.ids.guild_id, members_intent=members_intent)
+        runner = asyncio.create_task(bot.start(fake.token), name="minibot")
+        try:
+            ready = asyncio.create_task(fake.async_wait_ready(STEP_TIMEOUT))
+            done, _ = await asyncio.wait({runner, ready}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()
+            assert ready in done, "client never became ready"
+            await asyncio.wait_for(bot.wait_until_ready(), STEP_TIMEOUT)
+            if sync:
+                await bot.tree.sync(guild=bot.guild_obj)
+            await scenario(bot)
+        finally:
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(runner, STEP_TIMEOUT)
+        return bot
+
+    return asyncio.run(main())
+
+
+async def http(fake: FakeDiscord, method: str, path: str, body: Any = None, *, auth: bool = True) -> tuple[int, Any]:
+    """A raw request to the fake's REST API (for rules discord.py would not let us break)."""
+    headers = {"Authorization": f"Bot {fake.token}"} if auth else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, fake.api_base + path, json=body, headers=headers) as resp,
+    ):
+        text = await resp.text()
+        assert resp.status == 204 or resp.headers["Content-Type"] == "application/json"
+        return resp.status, (json.loads(text) if text else None)
+
+
+# ---------------------------------------------------------------------------------------- login / READY / sync
+@pytest.mark.timeout(60)
+def test_login_ready_and_guild_cache(fake: FakeDiscord) -> None:
+    """The real client logs in, identifies and caches the guild, channel, roles and members."""
+
+    async def scenario(bot: MiniBot) -> None:
+        assert bot.user is not None and bot.user.id == fake.ids.bot_id
+        assert bot.application_id == fake.ids.application_id
+        guild = bot.get_guild(fake.ids.guild_id)
+        assert guild is not None and guild.name == "Newsroom"
+        channel = guild.get_channel(fake.ids.channel_id)
+        assert isinstance(channel, discord.TextChannel) and channel.name == "general"
+        assert {m.name for m in guild.members} >= {"newsbot", "alice", "admin", "otherbot", "owner"}
+        admin = guild.get_member(fake.ids.admin_id)
+        alice = guild.get_member(fake.ids.user_id)
+        assert admin is not None and admin.guild_permissions.manage_guild
+        assert alice is not None and not alice.guild_permissions.manage_guild
+        other = guild.get_member(fake.ids.other_bot_id)
+        assert other is not None and other.bot
+        assert guild.owner_id == fake.ids.owner_id
+        # heartbeats flow and are acknowledged
+        await fake.async_wait_until(lambda f: f.connections and len(f.connections[-1].heartbeats) >= 2, 5)
+        assert bot.latency < 1.0
+
+    run_bot(fake, scenario, sync=False, members_intent=True)
+    assert fake.identify_count == 1
+    assert fake.intents is not None and fake.intents & C.INTENT_MESSAGE_CONTENT
+    paths = [(r.method, r.path) for r in fake.requests]
+    assert ("GET", "/users/@me") in paths and ("GET", "/oauth2/applications/@me") in paths
+    assert fake.rejections == [] and fake.unhandled_routes == [] and fake.heartbeat_misses == []
+
+
+@pytest.mark.timeout(60)
+def test_wrong_token_is_login_failure(fake: FakeDiscord) -> None:
+    """A wrong token gets 401 on GET /users/@me, which discord.py turns into LoginFailure."""
+
+    async def main() -> None:
+        client = discord.Client(intents=discord.Intents.default())
+        try:
+            with pytest.raises(discord.LoginFailure):
+                await client.start("not-the-token")
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+    assert [(r.status, r.code) for r in fake.rejections] == [(401, 0)]
+    assert fake.identify_count == 0
+
+
+@pytest.mark.timeout(60)
+def test_gateway_rejects_bad_identify_token(fake: FakeDiscord) -> None:
+    """IDENTIFY with a wrong token is closed with 4004 (Authentication failed)."""
+
+    async def main() -> int | None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url + "?v=10&encoding=json") as ws:
+            hello = await ws.receive_json(timeout=5)
+            assert hello["op"] == C.OP_HELLO and hello["d"]["heartbeat_interval"] == 1000
+            await ws.send_json({"op": C.OP_IDENTIFY, "d": {"token": "nope", "intents": 513, "properties": {}}})
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            return ws.close_code
+
+    assert asyncio.run(main()) == C.CLOSE_AUTHENTICATION_FAILED
+    assert fake.rejections[-1].code == C.CLOSE_AUTHENTICATION_FAILED
+
+
+@pytest.mark.timeout(60)
+def test_tree_sync_schema_visible(fake: FakeDiscord) -> None:
+    """tree.sync(guild=...) lands in fake.commands(guild_id) with the full option schema."""
+    run_bot(fake, lambda bot: asyncio.sleep(0))
+    commands = {c["name"]: c for c in fake.commands(fake.ids.guild_id)}
+    assert set(commands) == {"news", "twice", "slow", "long", "panel", "modal", "admin", "pick"}
+    assert fake.commands() == []
+    news = commands["news"]
+    assert news["description"] == "Latest news on a topic"
+    assert [(o["name"], o["type"], o.get("required", False)) for o in news["options"]] == [
+        ("topic", C.OPT_STRING, True),
+        ("limit", C.OPT_INTEGER, False),
+    ]
+    assert commands["admin"]["default_member_permissions"] == str(C.P_MANAGE_GUILD)
+    assert commands["pick"]["options"][0]["autocomplete"] is True
+    assert fake.rejections == []
+    # Discord's view of who may use what
+    with pytest.raises(FakeDiscordError, match="cannot see command"):
+        fake.send_slash("admin", user="user")
+    with pytest.raises(FakeDiscordError, match="not synced"):
+        fake.send_slash("nope")
+    with pytest.raises(FakeDiscordError, match="required option"):
+        fake.send_slash("news", {})
+    with pytest.raises(FakeDiscordError, match="expects an integer|expects a number"):
+        fake.send_slash("news", {"topic": "x", "limit": "three"})
+    with pytest.raises(FakeDiscordError, match="not available in DMs"):
+        fake.send_slash("news", {"topic": "x"}, guild=False)
+
+
+@pytest.mark.timeout(60)
+def test_command_schema_rules_enforced(fake: FakeDiscord) -> None:
+    """Bulk overwrite validates names, descriptions, option counts and required-before-optional."""
+    app = fake.ids.application_id
+    good_option = {"name": "q", "description": "question", "type": C.OPT_STRING, "required": True}
+    bad = [
+        {"name": "Ask", "description": "uppercase", "type": 1},
+        {"name": "a" * 33, "description": "too long", "type": 1},
+        {"name": "desc", "description": "", "type": 1},
+        {"name": "many", "description": "26 options", "type": 1,
+         "options": [{**good_option, "name": f"o{i}"} for i in range(26)]},
+        {"name": "order", "description": "optional first", "type": 1,
+         "options": [{**good_option, "name": "a", "required": False}, {**good_option, "name": "b"}]},
+    ]
+
+    async def main() -> None:
+        for command in bad:
+            status, body = await http(fake, "PUT", f"/applications/{app}/commands", [command])
+            assert status == 400 and body["code"] == C.E_INVALID_FORM_BODY, command["name"]
+            assert "0" in body["errors"]
+        status, body = await http(fake, "PUT", f"/applications/{app}/commands",
+                                  [{"name": "ask", "description": "ok", "type": 1, "options": [good_option]}])
+        assert status == 200 and body[0]["id"] and body[0]["application_id"] == str(app)
+
+    asyncio.run(main())
+    assert len(fake.rejections) == len(bad)
+    assert [c["name"] for c in fake.commands()] == ["ask"]
+
+
+# ---------------------------------------------------------------------------------------- interactions
+@pytest.mark.timeout(60)
+def test_defer_then_followup_embed(fake: FakeDiscord) -> None:
+    """A deferred command: type 5 within 3 s, then the follow-up embed fills the loading message."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        interaction = fake.send_slash("news", {"topic": "rail fares", "limit": 2})
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+        result["interaction"] = interaction
+
+    run_bot(fake, scenario)
+    interaction: FakeInteraction = result["interaction"]
+    reply = result["reply"]
+    assert interaction.callback_type == C.CB_DEFERRED_CHANNEL_MESSAGE
+    assert interaction.ack_latency is not None and interaction.ack_latency < 3.0
+    assert reply["source"] == "followup" and reply["ephemeral"] is False
+    assert reply["id"] == str(interaction.original_message_id)  # the first follow-up replaces the "thinking" message
+    assert not reply["flags"] & C.MF_LOADING
+    [embed] = reply["embeds"]
+    assert embed["title"] == "News about rail fares" and embed["description"] == "2 articles"
+    assert embed["fields"] == [{"name": "Source", "value": "Daily Planet", "inline": True}]
+    assert reply["interaction_metadata"]["user"]["id"] == str(fake.ids.user_id)
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_second_response_is_refused(fake: FakeDiscord) -> None:
+    """Responding twice: discord.py raises InteractionResponded; the fake itself answers 40060."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        interaction = fake.send_slash("twice")
+        result["error"] = await wait_outcome(bot, "twice")
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+        # bypass discord.py's client-side guard: the server must refuse a second acknowledgement too
+        status, body = await http(fake, "POST", f"/interactions/{interaction.id}/{interaction.token}/callback",
+                                  {"type": 4, "data": {"content": "again"}}, auth=False)
+        result["raw"] = (status, body)
+        result["interaction"] = interaction
+
+    run_bot(fake, scenario)
+    error = result["error"]
+    assert isinstance(error, discord.InteractionResponded) or (
+        isinstance(error, discord.HTTPException) and error.code == C.E_ALREADY_ACKNOWLEDGED
+    )
+    assert result["reply"]["content"] == "first"
+    assert result["raw"] == (400, {"message": "Interaction has already been acknowledged.", "code": 40060})
+    interaction: FakeInteraction = result["interaction"]
+    assert [r.code for r in interaction.errors] == [C.E_ALREADY_ACKNOWLEDGED]
+
+
+@pytest.mark.timeout(60)
+def test_late_response_is_unknown_interaction(fake: FakeDiscord) -> None:
+    """Responding after 3 s gets 404 / 10062 Unknown interaction (discord.NotFound)."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        interaction = fake.send_slash("slow")
+        result["error"] = await wait_outcome(bot, "slow")
+        result["interaction"] = interaction
+
+    run_bot(fake, scenario)
+    error = result["error"]
+    assert isinstance(error, discord.NotFound) and error.code == C.E_UNKNOWN_INTERACTION
+    interaction: FakeInteraction = result["interaction"]
+    assert not interaction.acknowledged and interaction.visible == []
+    assert [(r.status, r.code) for r in fake.rejections] == [(404, C.E_UNKNOWN_INTERACTION)]
+
+
+@pytest.mark.timeout(60)
+def test_overlong_content_rejected_then_recovered(fake: FakeDiscord) -> None:
+    """2001 characters: HTTPException 50035 with Discord's error shape, recorded in rejections."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        interaction = fake.send_slash("long")
+        result["error"] = await wait_outcome(bot, "long")
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+
+    run_bot(fake, scenario)
+    error = result["error"]
+    assert isinstance(error, discord.HTTPException) and error.status == 400 and error.code == C.E_INVALID_FORM_BODY
+    assert "data.content" in str(error) and "2000 or fewer" in str(error)
+    [rejection] = fake.rejections
+    assert rejection.errors == {
+        "data": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}
+    }
+    assert len(result["reply"]["content"]) == 2000  # the failed attempt did not consume the acknowledgement
+
+
+@pytest.mark.timeout(60)
+def test_rate_limited_followup_is_retried(fake: FakeDiscord) -> None:
+    """A 429 (with Discord's headers) on the follow-up: discord.py sleeps retry_after and succeeds."""
+    result: dict[str, Any] = {}
+    fake.rate_limit_next("POST", r"^/webhooks/\d+/[^/]+$", retry_after=0.3)
+
+    async def scenario(bot: MiniBot) -> None:
+        interaction = fake.send_slash("news", {"topic": "storms"})
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+
+    run_bot(fake, scenario)
+    assert result["reply"]["embeds"][0]["title"] == "News about storms"
+    webhook_posts = [r for r in fake.requests if r.method == "POST" and r.path.startswith("/webhooks/")]
+    assert [r.status for r in webhook_posts] == [429, 200]
+    assert webhook_posts[1].monotonic - webhook_posts[0].monotonic >= 0.25
+    assert [(r.injected, r.retry_after) for r in fake.rate_limited] == [(True, 0.3)]
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_button_press_updates_message(fake: FakeDiscord) -> None:
+    """A discord.ui.View button: the component interaction reaches the view, which edits the message (type 7)."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        panel = fake.send_slash("panel")
+        message = await panel.async_wait_response(STEP_TIMEOUT)
+        assert message["components"][0]["components"][0]["custom_id"] == "panel:approve"
+        with pytest.raises(FakeDiscordError, match="no component"):
+            fake.send_component(message, "panel:missing")
+        press = fake.send_component(message, "panel:approve", user="admin")
+        result["update"] = await press.async_wait_response(STEP_TIMEOUT)
+        result["press"] = press
+        result["pressed_by"] = await wait_outcome(bot, "pressed_by")
+        result["message_id"] = message["id"]
+
+    run_bot(fake, scenario)
+    press: FakeInteraction = result["press"]
+    assert press.type == C.IT_MESSAGE_COMPONENT and press.callback_type == C.CB_UPDATE_MESSAGE
+    assert result["pressed_by"] == fake.ids.admin_id
+    assert result["update"]["id"] == result["message_id"]
+    assert result["update"]["content"] == "approved by admin" and result["update"]["components"] == []
+    assert fake.message(result["message_id"])["content"] == "approved by admin"
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_modal_and_autocomplete(fake: FakeDiscord) -> None:
+    """Type 9 (modal) then its submission, and type 8 autocomplete results."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        opener = fake.send_slash("modal")
+        callback = await opener.async_wait_callback(STEP_TIMEOUT)
+        assert callback["type"] == C.CB_MODAL and callback["data"]["custom_id"] == "modal:ask"
+        submit = fake.send_modal_submit(opener, {"modal:question": "Who won?"})
+        result["modal_reply"] = await submit.async_wait_response(STEP_TIMEOUT)
+        result["modal"] = await wait_outcome(bot, "modal")
+        complete = fake.send_autocomplete("pick", {"outlet": "daily"}, focused="outlet")
+        result["choices"] = (await complete.async_wait_callback(STEP_TIMEOUT))["data"]["choices"]
+
+    run_bot(fake, scenario)
+    assert result["modal"] == "Who won?"
+    assert result["modal_reply"]["ephemeral"] is True and result["modal_reply"]["flags"] & C.MF_EPHEMERAL
+    assert [c["name"] for c in result["choices"]] == ["Daily Planet", "Daily Bugle"]
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_webhook_token_rules() -> None:
+    """Follow-ups before any acknowledgement: 404 10015; after the token's lifetime: 401 50027."""
+    command = {"name": "ask", "description": "Ask", "type": 1}
+
+    async def main(fake: FakeDiscord) -> None:
+        app = fake.ids.application_id
+        assert (await http(fake, "PUT", f"/applications/{app}/commands", [command]))[0] == 200
+        interaction = fake.send_slash("ask")  # no client connected: nobody answers it
+        hook = f"/webhooks/{app}/{interaction.token}"
+        assert await http(fake, "POST", hook + "?wait=true", {"content": "early"}, auth=False) == (
+            404, {"message": "Unknown Webhook", "code": C.E_UNKNOWN_WEBHOOK})
+        status, _ = await http(fake, "PATCH", hook + "/messages/@original", {"content": "early"}, auth=False)
+        assert status == 404
+        callback = f"/interactions/{interaction.id}/{interaction.token}/callback?with_response=true"
+        status, body = await http(fake, "POST", callback, {"type": 5, "data": {"flags": 64}}, auth=False)
+        assert status == 200 and body["interaction"]["response_message_loading"] is True
+        assert body["resource"]["message"]["flags"] == C.MF_LOADING | C.MF_EPHEMERAL
+        status, original = await http(fake, "GET", hook + "/messages/@original", auth=False)
+        assert status == 200 and original["id"] == body["interaction"]["response_message_id"]
+        status, edited = await http(fake, "PATCH", hook + "/messages/@original", {"content": "done"}, auth=False)
+        assert status == 200 and edited["content"] == "done" and edited["flags"] == C.MF_EPHEMERAL
+        assert interaction.wait_response(1)["content"] == "done"
+        status, second = await http(fake, "POST", hook + "?wait=true", {"content": "more"}, auth=False)
+        assert status == 200 and second["id"] != original["id"]
+        await asyncio.sleep(0.6)
+        assert await http(fake, "POST", hook + "?wait=true", {"content": "late"}, auth=False) == (
+            401, {"message": "Invalid Webhook Token", "code": C.E_INVALID_WEBHOOK_TOKEN})
+
+    with FakeDiscord(interaction_token_ttl_s=0.5) as fake:
+        asyncio.run(main(fake))
+        assert [r.code for r in fake.rejections] == [C.E_UNKNOWN_WEBHOOK] * 2 + [C.E_INVALID_WEBHOOK_TOKEN]
+
+
+@pytest.mark.timeout(60)
+def test_privileged_intent_refused() -> None:
+    """Asking for Message Content when the app may not have it: close 4014, PrivilegedIntentsRequired."""
+
+    async def main(fake: FakeDiscord) -> None:
+        client = MiniBot(fake.ids.guild_id)
+        try:
+            with pytest.raises(discord.PrivilegedIntentsRequired):
+                await asyncio.wait_for(client.start(fake.token), STEP_TIMEOUT)
+        finally:
+            await client.close()
+
+    with FakeDiscord(allowed_privileged_intents=0) as fake, point_discord_py_at(fake):
+        asyncio.run(main(fake))
+        assert [c.close_code for c in fake.connections] == [C.CLOSE_DISALLOWED_INTENTS]
+
+
+@pytest.mark.timeout(60)
+def test_direct_messages(fake: FakeDiscord) -> None:
+    """A global command used from a DM, and a DM message answered in the DM channel."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        await bot.tree.sync()
+        interaction = fake.send_slash("whoami", guild=False)
+        result["slash"] = await interaction.async_wait_response(STEP_TIMEOUT)
+        message = fake.send_message("hello there", dm=True)
+        result["dm"] = await fake.async_wait_message(lambda m: m["content"] == "dm: hello there")
+        result["channel_id"] = message["channel_id"]
+
+    run_bot(fake, scenario)
+    assert [c["name"] for c in fake.commands()] == ["whoami"]
+    assert result["slash"]["content"] == "alice in dm" and result["slash"]["ephemeral"] is True
+    assert "guild_id" not in result["dm"] and result["dm"]["channel_id"] == result["channel_id"]
+    assert fake.rejections == []
+
+
+# ---------------------------------------------------------------------------------------- messages / threads
+@pytest.mark.timeout(60)
+def test_mention_gets_a_reply_with_reference(fake: FakeDiscord) -> None:
+    """MESSAGE_CREATE mentioning the bot reaches on_message; the reply carries message_reference."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        mark = fake.mark()
+        fake.send_message("no mention here")
+        fake.send_message("hi bot", author="other_bot", mentions_bot=True)
+        question = fake.send_message("what's new?", mentions_bot=True)
+        assert question["content"] == f"<@{fake.ids.bot_id}> what's new?"
+        assert question["mentions"][0]["id"] == str(fake.ids.bot_id)
+        reply = await fake.async_wait_message(lambda m: m["event"] == "create", since=mark)
+        result.update(question=question, reply=reply)
+        await fake.async_wait_until(lambda f: any(m.author == bot.user for m in bot.seen_messages), 5)
+        result["seen"] = [(m.author.name, m.content) for m in bot.seen_messages]
+
+    run_bot(fake, scenario, sync=False)
+    reply, question = result["reply"], result["question"]
+    assert reply["content"] == "pong" and reply["type"] == C.MSG_REPLY
+    assert reply["message_reference"]["message_id"] == question["id"]
+    assert reply["allowed_mentions"]["replied_user"] is False and reply["mentions"] == []
+    bot_replies = [m for m in fake.messages if m["source"] == "channel"]
+    assert len(bot_replies) == 1  # neither the other bot's message nor the plain one was answered
+    assert ("alice", "no mention here") in result["seen"]
+    assert ("newsbot", "pong") in result["seen"]  # Discord echoes the bot's own messages
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_thread_from_message_and_follow_up(fake: FakeDiscord) -> None:
+    """The bot starts a thread from a user's message (THREAD_CREATE, owner = bot) and answers inside it."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        question = fake.send_message("open a thread please", mentions_bot=True)
+        intro = await fake.async_wait_message(lambda m: m["content"] == "Ask follow-ups here.")
+        thread_id = int(intro["channel_id"])
+        assert thread_id == int(question["id"])  # a thread started from a message shares its id
+        await fake.async_wait_until(lambda f: bot.get_channel(thread_id) is not None, 5)
+        fake.send_message("and then?", thread=thread_id)
+        result["answer"] = await fake.async_wait_message(lambda m: m["content"] == "in thread: and then?")
+        result["thread_id"] = thread_id
+
+    run_bot(fake, scenario, sync=False)
+    [thread] = fake.threads()
+    assert int(thread["id"]) == result["thread_id"] and thread["owner_id"] == str(fake.ids.bot_id)
+    assert thread["parent_id"] == str(fake.ids.channel_id) and thread["name"] == "Follow-up"
+    assert result["answer"]["channel_id"] == thread["id"]
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_message_rules_enforced() -> None:
+    """Length / count / shape limits answer 400 with Discord's codes and are recorded as rejections."""
+    row = {"type": 1, "components": [{"type": 2, "style": 1, "label": "b", "custom_id": "b0"}]}
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"content": ""}, C.E_EMPTY_MESSAGE, ""),
+        ({"content": "x" * 2001}, C.E_INVALID_FORM_BODY, "content"),
+        ({"embeds": [{"title": "t" * 257}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"description": "d" * 4097}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"description": "d"}] * 11}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"fields": [{"name": "n", "value": "v"}] * 26}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"fields": [{"name": "n", "value": "v" * 1025}]}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"fields": [{"name": "n", "value": ""}]}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"footer": {"text": "f" * 2049}}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"author": {"name": "a" * 257}}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"description": "d" * 4000}, {"description": "d" * 2001}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"embeds": [{"title": "t", "url": "news.example/no-scheme"}]}, C.E_INVALID_FORM_BODY, "embeds"),
+        ({"content": "c", "components": [row] * 6}, C.E_INVALID_FORM_BODY, "components"),
+        ({"content": "c", "components": [{"type": 1, "components": [
+            {"type": 2, "style": 1, "label": "b", "custom_id": f"b{i}"} for i in range(6)]}]},
+         C.E_INVALID_FORM_BODY, "components"),
+        ({"content": "c", "components": [{"type": 1, "components": [
+            {"type": 2, "style": 1, "label": "b", "custom_id": "x" * 101}]}]}, C.E_INVALID_FORM_BODY, "components"),
+        ({"content": "c", "components": [{"type": 1, "components": [
+            {"type": 2, "style": 1, "label": "l" * 81, "custom_id": "ok"}]}]}, C.E_INVALID_FORM_BODY, "components"),
+    ]
+
+    async def main(fake: FakeDiscord) -> None:
+        path = f"/channels/{fake.ids.channel_id}/messages"
+        for body, code, field in cases:
+            status, reply = await http(fake, "POST", path, body)
+            assert status == 400 and reply["code"] == code, (body, reply)
+            if field:
+                assert field in reply["errors"], reply
+        status, message = await http(fake, "POST", path, {"content": "ok", "embeds": [{"description": "d" * 4096}]})
+        assert status == 200
+        status, reply = await http(fake, "PATCH", f"{path}/{message['id']}", {"content": "", "embeds": []})
+        assert (status, reply["code"]) == (400, C.E_EMPTY_MESSAGE)  # an edit may not leave nothing to show
+        status, _ = await http(fake, "GET", "/users/@me", auth=False)
+        assert status == 401
+
+    with FakeDiscord() as fake:
+        asyncio.run(main(fake))
+        assert len(fake.rejections) == len(cases) + 2
+        assert [m["event"] for m in fake.messages] == ["create"]
+
+
+# ---------------------------------------------------------------------------------------- gateway resilience
+@pytest.mark.timeout(60)
+def test_gateway_drop_resumes_and_keeps_handling(fake: FakeDiscord) -> None:
+    """Drops (close 4000, abnormal TCP abort, op 7): the client RESUMEs, missed events are replayed."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        fake.drop_gateway(4000)
+        fake.send_message("sent while dropping", mentions_bot=False)
+        await fake.async_wait_until(lambda f: f.resume_count >= 1, STEP_TIMEOUT, "first resume")
+        fake.drop_gateway(None)
+        await fake.async_wait_until(lambda f: f.resume_count >= 2, STEP_TIMEOUT, "resume after abort")
+        fake.request_reconnect()
+        await fake.async_wait_until(lambda f: f.resume_count >= 3, STEP_TIMEOUT, "resume after op 7")
+        interaction = fake.send_slash("news", {"topic": "after resume"})
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+        await fake.async_wait_until(lambda f: any(m.content == "sent while dropping" for m in bot.seen_messages), 5)
+        result["seen"] = [m.content for m in bot.seen_messages].count("sent while dropping")
+
+    run_bot(fake, scenario)
+    assert result["reply"]["embeds"][0]["title"] == "News about after resume"
+    assert result["seen"] == 1
+    assert fake.identify_count == 1 and fake.resume_count == 3
+    resumed = [c for c in fake.connections if c.resumed]
+    assert len(resumed) == 3 and all(c.path == "/resume" for c in resumed)
+    assert [c.closed_by for c in fake.connections[:3]] == ["server", "abort", "client"]
+    assert fake.rejections == [] and fake.heartbeat_misses == []
+
+
+@pytest.mark.timeout(60)
+def test_blocked_event_loop_is_a_heartbeat_miss() -> None:
+    """Blocking the client's loop past 1.5 heartbeat intervals is recorded; the client then resumes."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        await fake.async_wait_until(lambda f: len(f.connections[-1].heartbeats) >= 2, 5)
+        assert fake.heartbeat_misses == []
+        time.sleep(1.2)  # a synchronous call inside a coroutine: the event loop is blocked
+        await fake.async_wait_until(lambda f: f.resume_count >= 1, STEP_TIMEOUT, "resume after the miss")
+        interaction = fake.send_slash("news", {"topic": "recovered"})
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+
+    with FakeDiscord(heartbeat_interval_ms=500) as fake, point_discord_py_at(fake):
+        run_bot(fake, scenario)
+        [miss] = fake.heartbeat_misses
+        assert miss.gap_s > 0.75 and miss.interval_s == 0.5 and miss.closed_connection
+        assert fake.max_heartbeat_gap() >= 0.75
+        assert fake.connections[0].closed_by == "heartbeat"
+        assert result["reply"]["embeds"][0]["title"] == "News about recovered"
+
+
+# ---------------------------------------------------------------------------------------- subprocess bot
+SUBPROCESS_BOT = textwrap.dedent(
+    """
+    import asyncio, os
+    import discord, discord.gateway, discord.http, yarl
+    from discord import app_commands
+
+    discord.http.Route.BASE = os.environ["NEWSBOT_DISCORD_API_BASE"]
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["NEWSBOT_DISCORD_GATEWAY"])
+    guild = discord.Object(int(os.environ["DISCORD_GUILD_ID"]))
+
+    class Bot(discord.Client):
+        def __init__(self):
+            super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+            self.tree = app_commands.CommandTree(self)
+
+            @self.tree.command(name="ping", description="Ping", guild=guild)
+            async def ping(interaction: discord.Interaction) -> None:
+                await interaction.response.send_message("pong", ephemeral=True)
+
+        async def setup_hook(self):
+            await self.tree.sync(guild=guild)
+
+    asyncio.run(Bot().start(os.environ["DISCORD_TOKEN"]))
+    """
+)
+
+
+@pytest.mark.timeout(60)
+def test_subprocess_bot_via_env(tmp_path: Path) -> None:
+    """A bot in another process, configured only through the env vars, is served too."""
+    script = tmp_path / "tiny_bot.py"
+    script.write_text(SUBPROCESS_BOT)
+    with FakeDiscord() as fake:
+        env = {**os.environ, **fake.env(token_var="DISCORD_TOKEN", guild_var="DISCORD_GUILD_ID")}
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            fake.wait_ready(30)
+            fake.wait_until(lambda f: f.commands(f.ids.guild_id), 30, "command sync")
+            interaction = fake.send_slash("ping", user="admin")
+            reply = interaction.wait_response(15)
+        finally:
+            proc.terminate()
+            output = proc.communicate(timeout=15)[0]
+        assert reply["content"] == "pong" and reply["ephemeral"] is True, output
+        assert interaction.ack_latency is not None and interaction.ack_latency < 3.0
+        assert fake.rejections == [], output
