@@ -85,7 +85,7 @@ def test_incremental_rebuild_embeds_only_what_changed(tmp_path: Path, hashing_em
     assert full.full and full.cached == 3 and full.embedded == 0
 
 
-@pytest.mark.parametrize("stage", ["locked", "opened", "diffed", "removed", "parse:0", "parsed", "embed:3", "embedded",
+@pytest.mark.parametrize("stage", ["locked", "opened", "diffed", "removed", "parse:0", "parsed", "embed:1", "embedded",
                                    "db-closed", "written", "synced", "renamed-db", "renamed", "manifest"])
 def test_a_crash_mid_build_leaves_the_previous_index(tmp_path: Path, hashing_embedder, stage: str) -> None:  # type: ignore[no-untyped-def]
     corpus = make_corpus(tmp_path / "c")
