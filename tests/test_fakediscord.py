@@ -514,7 +514,7 @@ def test_webhook_token_rules() -> None:
         assert status == 200 and original["id"] == body["interaction"]["response_message_id"]
         status, edited = await http(fake, "PATCH", hook + "/messages/@original", {"content": "done"}, auth=False)
         assert status == 200 and edited["content"] == "done" and edited["flags"] == C.MF_EPHEMERAL
-        assert interaction.wait_response(1)["content"] == "done"
+        assert (await interaction.async_wait_response(1))["content"] == "done"
         status, second = await http(fake, "POST", hook + "?wait=true", {"content": "more"}, auth=False)
         assert status == 200 and second["id"] != original["id"]
         await asyncio.sleep(0.6)
@@ -661,6 +661,82 @@ def test_message_rules_enforced() -> None:
         asyncio.run(main(fake))
         assert len(fake.rejections) == len(cases) + 2
         assert [m["event"] for m in fake.messages] == ["create"]
+
+
+@pytest.mark.timeout(60)
+def test_channel_routes_and_permissions() -> None:
+    """History, edits, deletes (own vs others'), reactions, typing, thread creation rules, DM to a bot."""
+
+    async def main(fake: FakeDiscord) -> None:
+        channel = f"/channels/{fake.ids.channel_id}"
+        user_message = fake.send_message("a user's message")
+        status, mine = await http(fake, "POST", channel + "/messages", {"content": "bot says hi"})
+        assert status == 200 and mine["author"]["id"] == str(fake.ids.bot_id)
+        status, history = await http(fake, "GET", channel + "/messages?limit=10")
+        assert [m["content"] for m in history] == ["bot says hi", "a user's message"]  # newest first
+        status, body = await http(fake, "PATCH", f"{channel}/messages/{user_message['id']}", {"content": "x"})
+        assert (status, body["code"]) == (403, C.E_CANNOT_EDIT_OTHERS)
+        status, body = await http(fake, "DELETE", f"{channel}/messages/{user_message['id']}")
+        assert (status, body["code"]) == (403, C.E_MISSING_PERMISSIONS)  # the bot lacks MANAGE_MESSAGES
+        assert (await http(fake, "PUT", f"{channel}/messages/{mine['id']}/reactions/%F0%9F%91%8D/@me"))[0] == 204
+        assert (await http(fake, "POST", channel + "/typing"))[0] == 204
+        status, body = await http(fake, "POST", channel + "/threads", {"name": "n" * 101, "type": 11})
+        assert (status, body["code"]) == (400, C.E_INVALID_FORM_BODY)
+        status, thread = await http(fake, "POST", channel + "/threads", {"name": "Digest", "type": 11,
+                                                                         "auto_archive_duration": 60})
+        assert status == 201 and thread["owner_id"] == str(fake.ids.bot_id) and thread["type"] == 11
+        status, body = await http(fake, "POST", f"{channel}/messages/{mine['id']}/threads", {"name": "t"})
+        assert status == 201
+        status, body = await http(fake, "POST", f"{channel}/messages/{mine['id']}/threads", {"name": "t"})
+        assert (status, body["code"]) == (400, C.E_THREAD_ALREADY_CREATED)
+        status, dm = await http(fake, "POST", "/users/@me/channels", {"recipient_id": str(fake.ids.other_bot_id)})
+        assert status == 200
+        status, body = await http(fake, "POST", f"/channels/{dm['id']}/messages", {"content": "hi bot"})
+        assert (status, body["code"]) == (403, C.E_CANNOT_DM_USER)
+        ping = {"content": f"<@{fake.ids.user_id}> and <@{fake.ids.admin_id}> @everyone"}
+        status, pinged = await http(fake, "POST", channel + "/messages", ping)
+        assert [m["id"] for m in pinged["mentions"]] == [str(fake.ids.user_id), str(fake.ids.admin_id)]
+        assert pinged["mention_everyone"] is False  # the bot lacks MENTION_EVERYONE
+        quiet = {**ping, "allowed_mentions": {"parse": [], "users": [fake.ids.admin_id]}}
+        status, muted = await http(fake, "POST", channel + "/messages", quiet)
+        assert [m["id"] for m in muted["mentions"]] == [str(fake.ids.admin_id)]
+        assert (await http(fake, "DELETE", f"{channel}/messages/{mine['id']}"))[0] == 204
+        status, body = await http(fake, "GET", f"{channel}/messages/{mine['id']}")
+        assert (status, body["code"]) == (404, C.E_UNKNOWN_MESSAGE)
+
+    with FakeDiscord() as fake:
+        asyncio.run(main(fake))
+        assert [(r["emoji"], r["added"]) for r in fake.reactions] == [("👍", True)]
+        assert len(fake.typing_events) == 1 and len(fake.threads()) == 2
+
+
+@pytest.mark.timeout(60)
+def test_message_content_intent_scrubs_content(fake: FakeDiscord) -> None:
+    """Without the Message Content intent, guild messages arrive empty unless they mention the bot."""
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        client = discord.Client(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+
+        @client.event
+        async def on_message(message: discord.Message) -> None:
+            seen.append(message.content)
+
+        runner = asyncio.create_task(client.start(fake.token))
+        try:
+            await fake.async_wait_ready(STEP_TIMEOUT)
+            await asyncio.wait_for(client.wait_until_ready(), STEP_TIMEOUT)
+            fake.send_message("secret plans")
+            fake.send_message("hello", mentions_bot=True)
+            fake.send_message("in a dm", dm=True)
+            await fake.async_wait_until(lambda f: len(seen) >= 3, STEP_TIMEOUT)
+        finally:
+            await client.close()
+            await asyncio.wait_for(runner, STEP_TIMEOUT)
+        return seen
+
+    assert asyncio.run(main()) == ["", f"<@{fake.ids.bot_id}> hello", "in a dm"]
+    assert fake.intents is not None and not fake.intents & C.INTENT_MESSAGE_CONTENT
 
 
 # ---------------------------------------------------------------------------------------- gateway resilience

@@ -208,12 +208,14 @@ class Core:
     def _mentions(self, content: str, allowed: JSON | None, author: FakeUser, channel: FakeChannel,
                   referenced: JSON | None) -> tuple[list[JSON], list[str], bool]:
         parse = None if allowed is None else set(allowed.get("parse") or [])
+        allowed_users = {str(x) for x in (allowed or {}).get("users") or []}
+        allowed_roles = {str(x) for x in (allowed or {}).get("roles") or []}
         user_ids: list[int] = []
         for raw in USER_MENTION_RE.findall(content):
             uid = int(raw)
             if uid in user_ids or uid not in self.world.users:
                 continue
-            if parse is None or "users" in parse or str(uid) in (allowed or {}).get("users", []):
+            if parse is None or "users" in parse or raw in allowed_users:
                 user_ids.append(uid)
         if referenced is not None:
             replied = int(referenced["author"]["id"])
@@ -222,7 +224,7 @@ class Core:
                 user_ids.append(replied)
         role_ids: list[str] = []
         for raw in ROLE_MENTION_RE.findall(content):
-            wanted = parse is None or "roles" in parse or raw in (allowed or {}).get("roles", [])
+            wanted = parse is None or "roles" in parse or raw in allowed_roles
             if int(raw) in self.world.roles and raw not in role_ids and wanted:
                 role_ids.append(raw)
         everyone = False
@@ -1319,5 +1321,5 @@ class Core:
             validate_message_body(body)
         except ApiError as exc:
             raise FakeDiscordError(f"Discord would not let a user send this: {exc.body()}") from exc
-        self.store_message(payload, MessageMeta(source="user" if author.id != self.ids.bot_id else "channel"))
+        self.store_message(payload, MessageMeta(source="user"))
         return copy.deepcopy(payload)

@@ -324,7 +324,7 @@ class FakeDiscord:
     @property
     def interactions(self) -> list[FakeInteraction]:
         """Every interaction dispatched, oldest first."""
-        return list(self.core.interactions.values())
+        return self._run(lambda: list(self.core.interactions.values()))
 
     @property
     def typing_events(self) -> list[tuple[int, float]]:
@@ -359,7 +359,10 @@ class FakeDiscord:
     @property
     def intents(self) -> int | None:
         """Intents of the most recent session, ``None`` before any IDENTIFY."""
-        sessions = list(self._gateway.sessions.values()) if self._gateway else []
+        gateway = self._gateway
+        if gateway is None:
+            return None
+        sessions = self._run(lambda: list(gateway.sessions.values()))
         return sessions[-1].intents if sessions else None
 
     def max_heartbeat_gap(self) -> float:
