@@ -133,7 +133,13 @@ class Settings:
                     values[f.name] = f.metadata["parse"](env[name])
                 except (TypeError, ValueError) as e:
                     raise ConfigError(f"{name}={env[name]!r} is not valid: {e}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        parsers = {f.name: f.metadata.get("parse") for f in fields(cls)}
+        for k, v in overrides.items():
+            if v is None:
+                continue
+            if k not in parsers:
+                raise TypeError(f"unknown setting {k!r}")
+            values[k] = parsers[k](v) if isinstance(v, str) and parsers[k] is not None else v
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings

@@ -78,6 +78,7 @@ CREATE TABLE sentences(
     text TEXT NOT NULL
 );
 CREATE INDEX sentences_article ON sentences(article, idx);
+CREATE INDEX sentences_passage ON sentences(passage);
 CREATE INDEX passages_article ON passages(article, idx);
 CREATE VIRTUAL TABLE sentences_fts USING fts5(
     text, content='sentences', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
@@ -356,7 +357,8 @@ def build_index(
             vectors = _new_index(embedder.dimension)
         step("opened")
         db = dst
-        db.execute("PRAGMA foreign_keys=ON")
+        # Rows are deleted explicitly, children first; foreign-key checks would only cost time.
+        db.execute("PRAGMA foreign_keys=OFF")
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         have = {ext: (rid, fp) for rid, ext, fp in db.execute("SELECT id, ext_id, fingerprint FROM articles")}

@@ -231,3 +231,15 @@ def articles() -> list[ArticleInfo]:
 @pytest.fixture(name="passage_for")
 def _passage_for_fixture():  # type: ignore[no-untyped-def]
     return passage_for
+
+
+@pytest.fixture
+def newsbot(settings: Settings, engine: FakeEngine, store):  # type: ignore[no-untyped-def]
+    """A NewsBot with the fake engine and a temporary store, as setup_hook would leave it (no network)."""
+    from bot.client import NewsBot
+
+    bot = NewsBot(settings, engine_factory=lambda s: engine)
+    bot.engine = engine
+    bot.store = store
+    bot.outlets = ("Daily Planet", "The Courier")
+    return bot

@@ -9,7 +9,6 @@ import pytest
 from bot import render as R
 from index.records import ArticleInfo, PassageView
 
-
 FORBIDDEN = re.compile(r"@everyone|@here|<@|<#|<:|<t:|</", re.IGNORECASE)
 
 

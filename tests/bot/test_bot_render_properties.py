@@ -35,7 +35,7 @@ def answers(draw: st.DrawFn) -> Answer:
     citations = tuple(
         Citation(n=i + 1, article_id=f"a{i}", title=draw(LONG_TEXT), source=draw(st.one_of(st.none(), TEXT)),
                  url=draw(URL), published=draw(st.one_of(st.none(), TEXT)), link=draw(URL))
-        for i in range(draw(st.integers(1, 30)))
+        for i in range(draw(st.integers(1, 12)))
     )
     quotes = tuple(
         Quote(text=draw(LONG_TEXT), citation=draw(st.integers(1, len(citations))), score=0.5, sentence_id=i,
@@ -55,7 +55,7 @@ def check(payload: R.Payload, own_links: int | None = None) -> None:
         assert text.count("](") <= own_links
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers())
 def test_any_answer_fits_and_is_inert(answer: Answer) -> None:
     payload = R.render_answer(answer)

@@ -1,0 +1,1 @@
+"""The bot's cogs, loaded as extensions by ``NewsBot.setup_hook``."""

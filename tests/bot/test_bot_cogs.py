@@ -1,0 +1,313 @@
+"""The cogs' flows with a fake engine and a stand-in interaction (no Discord, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+
+import discord
+import pytest
+
+from bot.cogs.admin import AdminCog
+from bot.cogs.ask import AskCog, match_outlet, outlet_choices, parse_date, question_from_message
+from bot.cogs.sources import SourcesCog
+from bot.feedback import DOWN, UP, hash_user_id
+from bot.send import APOLOGY, guarded
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def assert_safe(kwargs: dict) -> None:  # type: ignore[type-arg]
+    am = kwargs["allowed_mentions"]
+    assert (am.everyone, am.users, am.roles, am.replied_user) == (False, False, False, False)
+
+
+def answer_id_of(kwargs: dict) -> str:  # type: ignore[type-arg]
+    ids = [c["custom_id"] for row in kwargs["view"].to_components() for c in row["components"]]
+    return ids[0].rsplit(":", 1)[1]
+
+
+# --- pure helpers ---
+
+
+def test_parse_date() -> None:
+    assert parse_date("2024-05-31", "since") == dt.date(2024, 5, 31)
+    assert parse_date(None, "since") is None and parse_date("  ", "since") is None
+    for bad in ["2024-13-01", "31/05/2024", "20240531", "yesterday", "2024-W01-1"]:
+        with pytest.raises(ValueError, match="YYYY-MM-DD"):
+            parse_date(bad, "since")
+
+
+def test_outlets() -> None:
+    outlets = ("Daily Planet", "The Courier", "Planet News")
+    assert match_outlet("daily  PLANET", outlets) == "Daily Planet"
+    assert match_outlet("Nope", outlets) is None
+    assert outlet_choices(outlets, "plan") == ["Planet News", "Daily Planet"]
+    assert outlet_choices(outlets, "") == ["Daily Planet", "Planet News", "The Courier"]
+
+
+def test_question_from_message() -> None:
+    assert question_from_message("<@99> what about fares?", bot_id=99, mentioned=True, in_own_thread=False) == (
+        "what about fares?"
+    )
+    assert question_from_message("hey <@!99>  why? <@5>", bot_id=99, mentioned=True, in_own_thread=False) == (
+        "hey why? <@5>"
+    )
+    assert question_from_message("<@&7> why?", bot_id=99, role_ids=[7], mentioned=True, in_own_thread=False) == "why?"
+    assert question_from_message("and then?", bot_id=99, mentioned=False, in_own_thread=True) == "and then?"
+    assert question_from_message("chatter", bot_id=99, mentioned=False, in_own_thread=False) is None
+    assert question_from_message("<@99>", bot_id=99, mentioned=True, in_own_thread=False) == ""
+
+
+# --- /ask ---
+
+
+def test_ask_answers_with_embed_buttons_and_stores_it(newsbot, engine, store, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    it = make_interaction()
+    run(cog.ask_slash(it, answer.question))
+    assert it.sent[0] == ("defer", {"thinking": True})
+    kind, kw = it.sent[1]
+    assert kind == "followup" and not kw["ephemeral"]
+    assert_safe(kw)
+    embed = kw["embeds"][0]
+    assert "[1]" in embed.description and "**Sources**" in embed.description
+    assert embed.footer.text == "Confidence 0.82"
+    stored = store.get_answer(answer_id_of(kw))
+    assert stored is not None and stored.question == answer.question
+    assert stored.sentence_ids == [answer.quotes[0].sentence_id]
+    assert engine.calls[-1] == ("ask", (answer.question, None, None, None))
+
+
+def test_ask_decline_is_plain(newsbot, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    it = make_interaction()
+    run(AskCog(newsbot).ask_slash(it, "What is the capital of Mars?"))
+    kw = it.last()
+    assert kw["content"] == "The articles don't cover that." and kw["embeds"] == [] and "view" not in kw
+
+
+def test_ask_filters_are_parsed_and_passed(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    run(AskCog(newsbot).ask_slash(make_interaction(), "q?", source="daily planet", since="2024-01-01",
+                                  until="2024-02-01"))
+    assert engine.calls[-1] == ("ask", ("q?", "Daily Planet", dt.date(2024, 1, 1), dt.date(2024, 2, 1)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expect"),
+    [
+        ({"since": "last week"}, "YYYY-MM-DD"),
+        ({"until": "2024-02-30"}, "YYYY-MM-DD"),
+        ({"since": "2024-03-01", "until": "2024-02-01"}, "must not be after"),
+        ({"source": "Nowhere Times"}, "I have no articles from"),
+    ],
+)
+def test_ask_bad_options_get_an_ephemeral_reply(newsbot, engine, make_interaction, kwargs, expect) -> None:  # type: ignore[no-untyped-def]
+    it = make_interaction()
+    run(AskCog(newsbot).ask_slash(it, "q?", **kwargs))
+    (kind, kw), = it.sent
+    assert kind == "send_message" and kw["ephemeral"] and expect in kw["content"]
+    assert not [c for c in engine.calls if c[0] == "ask"]
+
+
+def test_ask_too_long_and_question_error(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    it = make_interaction()
+    run(cog.ask_slash(it, "x" * 501))
+    assert it.sent[0][0] == "send_message" and "too long" in it.last()["content"] and it.last()["ephemeral"]
+    engine.max_chars = 10  # the engine's own check, after deferring
+    it = make_interaction(user_id=7)
+    run(cog.ask_slash(it, "a question longer than ten"))
+    assert it.sent[0][0] == "defer" and "too long" in it.last()["content"]
+
+
+def test_ask_cooldown(newsbot, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    run(cog.ask_slash(make_interaction(user_id=5), answer.question))
+    it = make_interaction(user_id=5)
+    run(cog.ask_slash(it, answer.question))
+    assert it.last()["ephemeral"] and "try again in 5 s" in it.last()["content"]
+    other = make_interaction(user_id=6)
+    run(cog.ask_slash(other, answer.question))
+    assert other.sent[0][0] == "defer"
+
+
+def test_source_autocomplete(newsbot, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    param = cog.ask_command._params["source"]
+    choices = run(param.autocomplete(make_interaction(), "cour"))
+    assert [c.value for c in choices] == ["The Courier"]
+    assert cog.ask_command._params["question"].max_value == newsbot.settings.max_question_chars
+
+
+# --- buttons ---
+
+
+def test_passages_and_votes(newsbot, store, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    it = make_interaction()
+    run(cog.ask_slash(it, answer.question))
+    aid = answer_id_of(it.last())
+
+    it = make_interaction(user_id=77)
+    run(cog.show_passages(it, aid))
+    assert it.sent[0] == ("defer", {"ephemeral": True, "thinking": True})
+    kw = it.last()
+    assert kw["ephemeral"] and "**Rail fares will rise by 5% in March, the minister said.**" in kw["embeds"][0].description
+    assert_safe(kw)
+
+    run(cog.record_vote(make_interaction(user_id=77), aid, UP))
+    it = make_interaction(user_id=78)
+    run(cog.record_vote(it, aid, DOWN))
+    assert it.last()["ephemeral"] and "Thanks" in it.last()["content"]
+    rows = store.feedback_rows(aid)
+    assert {r["user_hash"] for r in rows} == {hash_user_id(77), hash_user_id(78)}
+    assert all(r["question"] == answer.question for r in rows)
+
+
+def test_passages_when_gone(newsbot, engine, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    it = make_interaction()
+    run(cog.show_passages(it, "unknown-answer-id"))
+    assert "no longer have" in it.last()["content"]
+    run(cog.ask_slash(it := make_interaction(), answer.question))
+    aid = answer_id_of(it.last())
+    engine.passages.clear()  # rebuilt index: the sentence is gone
+    run(cog.show_passages(it := make_interaction(), aid))
+    assert "no longer available" in it.last()["embeds"][0].description
+
+
+def test_guarded_apologises(make_interaction) -> None:  # type: ignore[no-untyped-def]
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    it = make_interaction()
+    run(guarded(it, boom))
+    assert it.last()["content"] == APOLOGY and it.last()["ephemeral"]
+
+
+def test_tree_on_error_apologises(newsbot, make_interaction, caplog) -> None:  # type: ignore[no-untyped-def]
+    it = make_interaction()
+    error = discord.app_commands.CommandInvokeError(SimpleNamespace(name="ask"), RuntimeError("kaput"))  # type: ignore[arg-type]
+    run(newsbot.tree.on_error(it, error))
+    assert it.last()["content"] == APOLOGY
+    assert "kaput" in caplog.text
+
+
+# --- mentions ---
+
+
+class FakeMessage:
+    def __init__(self, content: str, *, author_id: int = 5, bot: bool = False) -> None:
+        self.id = 1
+        self.content = content
+        self.author = SimpleNamespace(id=author_id, bot=bot)
+        self.webhook_id = None
+        self.type = discord.MessageType.default
+        self.guild = None
+        self.channel = SimpleNamespace(typing=self._typing)
+        self.raw_mentions = [int(x) for x in __import__("re").findall(r"<@!?(\d+)>", content)]
+        self.raw_role_mentions: list[int] = []
+        self.replies: list[dict] = []  # type: ignore[type-arg]
+
+    async def _typing(self) -> None:
+        return None
+
+    async def reply(self, content=None, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("content", content)
+        self.replies.append(kwargs)
+        return SimpleNamespace(id=2)
+
+
+def with_user(bot, user_id: int = 99):  # type: ignore[no-untyped-def]
+    bot._connection.user = SimpleNamespace(id=user_id)
+    return bot
+
+
+def test_mention_gets_a_reply(newsbot, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(with_user(newsbot))
+    msg = FakeMessage(f"<@99> {answer.question}")
+    run(cog.on_message(msg))
+    (kw,) = msg.replies
+    assert_safe(kw)
+    assert kw["mention_author"] is False
+    assert "[1]" in kw["embeds"][0].description and kw["view"] is not None
+
+
+def test_bots_and_unaddressed_messages_are_ignored(newsbot, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(with_user(newsbot))
+    for msg in [FakeMessage(f"<@99> {answer.question}", bot=True), FakeMessage(answer.question),
+                FakeMessage(f"<@99> {answer.question}", author_id=99)]:
+        run(cog.on_message(msg))
+        assert msg.replies == []
+
+
+def test_bare_mention_and_errors_get_a_reply(newsbot, engine) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(with_user(newsbot))
+    msg = FakeMessage("<@99>")
+    run(cog.on_message(msg))
+    assert "Ask me a question" in msg.replies[0]["content"]
+
+    def broken(*a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("engine on fire")
+
+    engine.ask = broken
+    msg = FakeMessage("<@99> why?", author_id=8)
+    run(cog.on_message(msg))
+    assert msg.replies[0]["content"] == APOLOGY
+
+
+def test_mention_cooldown_is_shared_with_ask(newsbot, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(with_user(newsbot))
+    run(cog.ask_slash(make_interaction(user_id=5), answer.question))
+    msg = FakeMessage(f"<@99> {answer.question}", author_id=5)
+    run(cog.on_message(msg))
+    assert "try again in" in msg.replies[0]["content"]
+
+
+# --- /sources ---
+
+
+def test_sources_pages(newsbot, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = SourcesCog(newsbot)
+    it = make_interaction()
+    run(cog.sources.callback(cog, it, None))
+    kw = it.last()
+    assert "Page 1 of 3" in kw["embeds"][0].footer.text
+    assert_safe(kw)
+    it = make_interaction()
+    run(cog.turn_page(it, 1, None))
+    kind, kw = it.sent[-1]
+    assert kind == "edit_message" and "Page 2 of 3" in kw["embeds"][0].footer.text
+    run(cog.sources.callback(cog, it := make_interaction(), "courier"))
+    assert "matching “courier”" in it.last()["embeds"][0].title
+    assert "Daily Planet" not in it.last()["embeds"][0].description
+
+
+# --- /reload ---
+
+
+def test_reload_needs_manage_guild(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = AdminCog(newsbot)
+    it = make_interaction(manage_guild=False)
+    run(cog.reload.callback(cog, it))
+    assert "Manage Server" in it.last()["content"] and it.last()["ephemeral"]
+    it = make_interaction(manage_guild=True, guild=False)
+    run(cog.reload.callback(cog, it))
+    assert "only works in a server" in it.last()["content"]
+    assert engine.reloads == 0
+    assert cog.reload.default_permissions.manage_guild and cog.reload.guild_only
+
+
+def test_reload_success_and_failure(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = AdminCog(newsbot)
+    it = make_interaction(manage_guild=True)
+    run(cog.reload.callback(cog, it))
+    assert engine.reloads == 1 and "Reloaded the index: 23 articles" in it.last()["content"]
+    engine.fail_reload = "the index at /x was built with another model: rebuild with `newsbot rebuild`"
+    it = make_interaction(manage_guild=True)
+    run(cog.reload.callback(cog, it))
+    assert it.last()["ephemeral"] and "still serving the old index" in it.last()["content"]
+    assert "rebuild" in it.last()["content"]
