@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import re
@@ -21,38 +22,20 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 
 from .embed import Embedder
-from .errors import QuestionError
+from .errors import ConfigError, QuestionError
 from .records import Answer, Citation, Quote
 from .store import SentenceRow, Snapshot
+from .terms import STOPWORDS, TermStats, canon, raw_words, stem, terms, words
 
 log = logging.getLogger(__name__)
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
-STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "according", "reportedly", "said", "says", "say", "week", "weeks", "year", "years", "day", "days", "recently", "recent", "new", "news", "what's", "who's", "it's"]
-)
-QUESTION_WORDS = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
-
-
-def words(text: str) -> list[str]:
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-
-
-def _stem(w: str) -> str:
-    """A light stemmer for overlap features (FTS5 does the real Porter stemming for BM25)."""
-    for suf in ("'s", "ies", "ing", "ed", "es", "s"):
-        if len(w) > len(suf) + 2 and w.endswith(suf):
-            return w[: -len(suf)] + ("y" if suf == "ies" else "")
-    return w
+MODEL_FILE = Path(__file__).with_name("answer_model.json")
 
 
 def fts_query(terms: Sequence[str]) -> str:
@@ -80,30 +63,42 @@ def clean_question(question: str, max_chars: int) -> str:
     return q
 
 
+#: Features of a candidate sentence, in the order of the ranking weights.
+RANK_FEATURES = (
+    "cos", "bm25", "ctx_cos", "coverage", "ctx_coverage", "novelty", "answer_type", "question_like", "short",
+    "art_best", "art_votes", "art_mean3", "entities", "number_for_number_q", "entities_for_name_q", "lead",
+    "rel_cos", "phrase",
+)
+#: Features of a question's best candidate, for the confidence (does the corpus answer this at all?).
+# (No feature here may depend on the corpus's size: "does the corpus know this word?" is a strong
+# signal on a large corpus and noise on a small one, so only names the corpus never mentions count.)
+CONFIDENCE_FEATURES = ("z_top", "cos_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names")
+
+
 @dataclass(frozen=True)
-class Weights:
-    """The answer model: logistic regression over the features below (fitted on news-dev)."""
+class AnswerModel:
+    """Ranking weights (a listwise logistic model over candidates) and the confidence model (a
+    logistic regression over the best candidate), fitted by scripts/fit_weights.py."""
 
-    bias: float = -7.0
-    cos: float = 6.0
-    bm25: float = 1.5
-    ctx_cos: float = 1.0
-    coverage: float = 3.0
-    ctx_coverage: float = 1.0
-    novelty: float = 1.0
-    answer_type: float = 0.5
-    question_like: float = -2.0
-    short: float = -1.0
-    threshold: float = 0.30
+    rank: np.ndarray
+    conf: np.ndarray
+    conf_bias: float
+    threshold: float
+    margin: float = 1.0  # further quotes score within this many logits of the best
 
-    FEATURES = ("cos", "bm25", "ctx_cos", "coverage", "ctx_coverage", "novelty", "answer_type",
-                "question_like", "short")
-
-    def vector(self) -> np.ndarray:
-        return np.array([getattr(self, f) for f in self.FEATURES], dtype=np.float64)
-
-
-DEFAULT_WEIGHTS = Weights()
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> AnswerModel:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rank = data["rank"]
+            conf = data["confidence"]
+            if tuple(rank["features"]) != RANK_FEATURES or tuple(conf["features"]) != CONFIDENCE_FEATURES:
+                raise ValueError("its features are not this version's")
+            return cls(np.array(rank["weights"], dtype=np.float64), np.array(conf["weights"], dtype=np.float64),
+                       float(conf["bias"]), float(data["threshold"]), float(data.get("margin", 1.0)))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"the answer model {path} cannot be used ({e}): reinstall newsbot, "
+                              "or refit it with scripts/fit_weights.py") from e
 
 
 @dataclass(frozen=True)
@@ -121,33 +116,33 @@ class Filters:
 class Candidate:
     row: SentenceRow
     features: np.ndarray
-    prob: float = 0.0
+    z: float = 0.0  # ranking score (logit)
+
+
+@dataclass
+class Ranked:
+    """A question's candidates, scored and sorted, with the question-level confidence."""
+
+    candidates: list[Candidate]
+    confidence: float
+    qfeatures: np.ndarray
 
 
 class Answerer:
     """Answers questions from one :class:`Snapshot` with one :class:`Embedder`."""
 
-    def __init__(self, snapshot: Snapshot, embedder: Embedder, weights: Weights = DEFAULT_WEIGHTS,
+    def __init__(self, snapshot: Snapshot, embedder: Embedder, model: AnswerModel | None = None,
                  *, threshold: float | None = None, k_dense: int = 64, k_lexical: int = 64) -> None:
         self.snap = snapshot
         self.embedder = embedder
-        self.weights = weights
-        self.threshold = weights.threshold if threshold is None else threshold
+        self.model = model or AnswerModel.load()
+        self.threshold = self.model.threshold if threshold is None else threshold
         self.k_dense = k_dense
         self.k_lexical = k_lexical
-        self._idf_cache: dict[str, float] = {}
 
-    # -- features -------------------------------------------------------------------------------
-
-    def _idf(self, terms: Sequence[str]) -> dict[str, float]:
-        missing = [t for t in terms if t not in self._idf_cache]
-        if missing:
-            df = self.snap.term_doc_freq([f'"{t}"' for t in missing])
-            n = max(self.snap.total_sentences, 1)
-            for t in missing:
-                d = df[f'"{t}"']
-                self._idf_cache[t] = math.log(1 + (n - d + 0.5) / (d + 0.5))
-        return {t: self._idf_cache[t] for t in terms}
+    @property
+    def stats(self) -> TermStats:
+        return self.snap.term_stats
 
     def _allowed_articles(self, filters: Filters) -> set[int] | None:
         if not filters.active:
@@ -168,82 +163,110 @@ class Answerer:
             out.add(a.id)
         return out
 
-    def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters()) -> list[Candidate]:
-        """Pooled dense and lexical candidates with their features."""
-        qterms = list(dict.fromkeys(content_words(question)))
-        match = fts_query(qterms)
+    def lexical_terms(self, qterms: Sequence[str], limit: int = 8) -> list[str]:
+        """The question's terms worth a BM25 search: the rarest ones, none that is in most sentences."""
+        df = self.stats.df
+        cap = max(0.2 * self.stats.n, 50)
+        ranked = sorted((t for t in qterms if 0 < df.get(t, 0) <= cap), key=lambda t: df.get(t, 0))
+        return ranked[:limit]
+
+    def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters()) -> tuple[list[Candidate], np.ndarray]:
+        """Pooled dense and lexical candidates with their features, and the question's features."""
+        stats = self.stats
+        qterms = terms(question)
+        # Weights by synonym group: "halted" in a sentence counts for "stopped" in the question.
+        qweights: dict[str, float] = {}
+        for t in qterms:
+            qweights[canon(t)] = max(qweights.get(canon(t), 0.0), stats.idf(t))
+        idf_total = sum(qweights.values()) or 1.0
+        match = fts_query(self.lexical_terms(qterms))
         allowed = self._allowed_articles(filters)
         k_d, k_l = self.k_dense, self.k_lexical
         if allowed is not None:
             k_d = k_l = max(self.k_dense * 16, 1024)
         dense = self.snap.dense(qvec, k_d)
-        lexical = self.snap.lexical(match, k_l)
+        lexical = self.snap.lexical(match, k_l) if match else []
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
         rows = self.snap.sentences(ids)
+        ids = [i for i in ids if i in rows and (allowed is None or rows[i].article in allowed)]
         if allowed is not None:
-            ids = [i for i in ids if i in rows and rows[i].article in allowed][: self.k_dense + self.k_lexical]
-        else:
-            ids = [i for i in ids if i in rows]
+            ids = ids[: self.k_dense + self.k_lexical]
+        q_names = {stem(w.lower()) for k, w in enumerate(raw_words(question)) if k > 0 and w[:1].isupper()}
+        q_unknown_names = min(sum(1 for t in q_names if stats.df.get(t, 0) == 0), 3)
         if not ids:
-            return []
+            return [], np.array([0, 0, 0, 0, 0, q_unknown_names], dtype=np.float64)
         cos_of = dict(dense)
-        need_cos = [i for i in ids if i not in cos_of]
-        if need_cos:
-            vecs = self.snap.reconstruct(need_cos)
-            for i, v in zip(need_cos, vecs @ qvec):
+        need = [i for i in ids if i not in cos_of]
+        if need:
+            for i, v in zip(need, self.snap.reconstruct(need) @ qvec):
                 cos_of[i] = float(v)
-        bm = dict(lexical)
-        need_bm = [i for i in ids if i not in bm]
-        if need_bm and match:
-            bm.update(self.snap.lexical_for(match, need_bm))
-        bm_max = max([bm.get(i, 0.0) for i in ids] + [1e-9])
-
         cand_rows = [rows[i] for i in ids]
         neigh = self.snap.neighbours(cand_rows, window=1)
-        neigh_ids = [r.id for r in neigh.values()]
-        neigh_cos = dict(zip(neigh_ids, (self.snap.reconstruct(neigh_ids) @ qvec).tolist())) if neigh_ids else {}
+        n_ids = [r.id for r in neigh.values() if r.id not in cos_of]
+        if n_ids:
+            for i, v in zip(n_ids, self.snap.reconstruct(n_ids) @ qvec):
+                cos_of[i] = float(v)
 
-        idf = self._idf(qterms) if qterms else {}
-        idf_total = sum(idf.values()) or 1.0
-        qstems = {_stem(t): idf[t] for t in qterms}
-        qword_set = set(words(question))
+        qword_set = {stem(w) for w in words(question)}
+        qwords = [stem(w) for w in words(question)]
+        q_ngrams = {tuple(qwords[i:i + n]) for n in (2, 3, 4) for i in range(len(qwords) - n + 1)}
         qtype = _question_type(question)
-
-        out = []
-        for r in cand_rows:
-            around = [neigh.get((r.article, r.idx + d)) for d in (-1, 1)]
-            around = [a for a in around if a is not None]
-            s_stems = {_stem(w) for w in content_words(r.text)}
-            ctx_stems = set(s_stems)
+        n = len(cand_rows)
+        f = np.zeros((n, len(RANK_FEATURES)), dtype=np.float64)
+        cos = np.array([cos_of[r.id] for r in cand_rows])
+        bm25_raw = np.zeros(n)
+        for k, r in enumerate(cand_rows):
+            s_terms = [canon(t) for t in r.terms.split()]
+            bm25_raw[k] = stats.bm25(qweights, s_terms, len(s_terms))
+            around = [a for a in (neigh.get((r.article, r.idx - 1)), neigh.get((r.article, r.idx + 1))) if a]
+            s_set = set(s_terms)
+            ctx_set = set(s_set)
             for a in around:
-                ctx_stems.update(_stem(w) for w in content_words(a.text))
-            coverage = sum(v for t, v in qstems.items() if t in s_stems) / idf_total
-            ctx_coverage = sum(v for t, v in qstems.items() if t in ctx_stems) / idf_total
-            ctx_cos = max([neigh_cos.get(a.id, -1.0) for a in around] + [cos_of[r.id]])
-            novelty, answer_type = _novelty(r.text, qword_set, qtype)
-            n_words = len(r.text.split())
-            feats = np.array([
-                cos_of[r.id],
-                bm.get(r.id, 0.0) / bm_max,
-                ctx_cos,
-                coverage,
-                ctx_coverage,
-                novelty,
-                answer_type,
-                1.0 if r.text.rstrip("\"'”’ )").endswith("?") else 0.0,
-                1.0 if n_words < 6 else 0.0,
-            ])
-            out.append(Candidate(r, feats))
-        return out
+                ctx_set.update(canon(t) for t in a.terms.split())
+            novelty, answer_type, ents, has_num = _novelty(r.text, qword_set, qtype)
+            f[k, 2] = max([cos_of.get(a.id, -1.0) for a in around] + [cos[k]])
+            f[k, 3] = sum(v for t, v in qweights.items() if t in s_set) / idf_total
+            f[k, 4] = sum(v for t, v in qweights.items() if t in ctx_set) / idf_total
+            f[k, 5] = novelty
+            f[k, 6] = answer_type
+            f[k, 7] = 1.0 if r.text.rstrip("\"'”’ )").endswith("?") else 0.0
+            f[k, 8] = 1.0 if len(r.text.split()) < 6 else 0.0
+            f[k, 12] = ents
+            f[k, 13] = has_num if qtype == "number" else 0.0
+            f[k, 14] = ents if qtype == "name" else 0.0
+            f[k, 15] = 1.0 / (1.0 + r.idx)
+            f[k, 17] = _longest_shared_phrase(q_ngrams, r.text)
+        f[:, 0] = cos
+        f[:, 1] = bm25_raw / max(bm25_raw.max(), 1e-9)
+        by_article: dict[int, list[float]] = {}
+        for r, c in zip(cand_rows, cos):
+            by_article.setdefault(r.article, []).append(float(c))
+        most = max(len(v) for v in by_article.values())
+        for k, r in enumerate(cand_rows):
+            arts = sorted(by_article[r.article], reverse=True)
+            f[k, 9] = arts[0]
+            f[k, 10] = len(arts) / most
+            f[k, 11] = sum(arts[:3]) / len(arts[:3])
+        f[:, 16] = cos - cos.max()
+        cands = [Candidate(r, f[k]) for k, r in enumerate(cand_rows)]
+        qf = np.array([0.0, 0.0, f[:, 3].max(), f[:, 4].max(), cos.max(), q_unknown_names])
+        return cands, qf
 
-    def score(self, cands: list[Candidate]) -> None:
+    def rank(self, cands: list[Candidate], qf: np.ndarray) -> Ranked:
+        """Score, sort, and compute the confidence that the articles answer the question."""
         if not cands:
-            return
-        w = self.weights.vector()
-        z = np.vstack([c.features for c in cands]) @ w + self.weights.bias
-        probs = 1.0 / (1.0 + np.exp(-z))
-        for c, p in zip(cands, probs):
-            c.prob = float(p)
+            qf = qf.copy()
+            z = self.model.conf @ qf + self.model.conf_bias
+            return Ranked([], float(1 / (1 + math.exp(-z))) * 0.0, qf)
+        zs = np.vstack([c.features for c in cands]) @ self.model.rank
+        for c, z in zip(cands, zs):
+            c.z = float(z)
+        cands.sort(key=lambda c: c.z, reverse=True)
+        qf = qf.copy()
+        qf[0] = cands[0].z
+        qf[1] = cands[0].features[0]
+        zc = float(self.model.conf @ qf + self.model.conf_bias)
+        return Ranked(cands, 1.0 / (1.0 + math.exp(-zc)), qf)
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -252,39 +275,40 @@ class Answerer:
         t0 = time.perf_counter()
         qvec = self.embedder.encode([q])[0]
         t1 = time.perf_counter()
-        cands = self.candidates(q, qvec, filters)
-        self.score(cands)
-        cands.sort(key=lambda c: c.prob, reverse=True)
+        ranked = self.rank(*self.candidates(q, qvec, filters))
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
-        if not cands or cands[0].prob < self.threshold:
-            conf = cands[0].prob if cands else 0.0
+        if not ranked.candidates or ranked.confidence < self.threshold:
             where = " matching those filters" if filters.active else ""
-            return Answer(q, False, conf, message=f"The articles{where} don't say: nothing in them answers this question.",
+            return Answer(q, False, ranked.confidence,
+                          message=f"The articles{where} don't say: nothing in them answers this question.",
                           timings_ms=timings)
-        answer = self._compose(q, cands)
+        answer = self._compose(q, ranked)
         answer.timings_ms.update(timings)
         return answer
 
-    def _compose(self, question: str, cands: list[Candidate]) -> Answer:
-        top = cands[0].prob
-        chosen: list[tuple[Candidate, list[int]]] = []  # candidate, extra article rowids
-        for c in cands:
-            if len(chosen) == 3:
+    def _compose(self, question: str, ranked: Ranked) -> Answer:
+        cands = ranked.candidates
+        top = cands[0].z
+        zs = np.array([c.z for c in cands])
+        probs = np.exp(zs - top)
+        probs /= probs.sum()
+        chosen: list[tuple[int, list[int]]] = []  # candidate index, other articles with the same sentence
+        for k, c in enumerate(cands):
+            if len(chosen) == 3 or top - c.z > self.model.margin:
                 break
-            if chosen and (c.prob < self.threshold or c.prob < top * 0.6):
-                break
-            dup = next((x for x in chosen if _near_duplicate(x[0].row.text, c.row.text)), None)
+            dup = next((x for x in chosen if _near_duplicate(cands[x[0]].row.text, c.row.text)), None)
             if dup is not None:
-                if c.row.article != dup[0].row.article and c.row.article not in dup[1]:
+                if c.row.article != cands[dup[0]].row.article and c.row.article not in dup[1]:
                     dup[1].append(c.row.article)
                 continue
-            chosen.append((c, []))
-        # Later candidates may be copies (same sentence, other outlet) of chosen ones: cite them too.
-        for c in cands[len(chosen):]:
-            for x in chosen:
-                if c.row.article != x[0].row.article and c.row.article not in x[1] and _near_duplicate(x[0].row.text, c.row.text):
-                    x[1].append(c.row.article)
+            chosen.append((k, []))
+        # Later candidates may be copies (the same sentence in another outlet) of chosen ones: cite them too.
+        for c in cands:
+            for k, extra in chosen:
+                first = cands[k].row
+                if c.row.article != first.article and c.row.article not in extra and _near_duplicate(first.text, c.row.text):
+                    extra.append(c.row.article)
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
         quotes: list[Quote] = []
@@ -297,23 +321,35 @@ class Answerer:
                                           a.published, fragment_link(a.url, sentence_text)))
             return numbers[article_rowid]
 
-        for c, extra in chosen:
-            n = cite(c.row.article, c.row.text)
-            also = tuple(cite(a, c.row.text) for a in extra)
-            ext = self.snap.article(c.row.article).ext_id
-            quotes.append(Quote(c.row.text, n, c.prob, c.row.id, ext, c.row.start, c.row.end, also))
-        return Answer(question, True, top, tuple(quotes), tuple(citations))
+        for k, extra in chosen:
+            row = cands[k].row
+            n = cite(row.article, row.text)
+            also = tuple(cite(a, row.text) for a in extra)
+            ext = self.snap.article(row.article).ext_id
+            quotes.append(Quote(row.text, n, float(probs[k]), row.id, ext, row.start, row.end, also))
+        return Answer(question, True, ranked.confidence, tuple(quotes), tuple(citations))
+
+
+_VERBISH = frozenset(
+    ["is", "are", "was", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could", "should", "may", "might", "happened", "happens", "caused", "causes", "made", "makes", "led", "leads", "prompted", "stopped", "halted", "forced"]
+)
 
 
 def _question_type(question: str) -> str:
+    """What kind of answer the question wants: "number", "date", "name" or "other"."""
     q = question.lower()
     if re.search(r"\bhow (many|much|long|old|far|big|large|tall|fast)\b|\bwhat (percent|percentage|number|amount)\b", q):
         return "number"
     if re.search(r"\bwhen\b|\bwhat (year|day|date|month|time)\b", q):
         return "date"
-    if re.search(r"\bwho(m|se)?\b|\bwhich (person|man|woman|company|country|city|state|team|player)\b", q):
+    if re.search(r"\bwho(m|se)?\b", q) or re.search(r"\bwhat is the name\b", q):
         return "name"
-    if re.search(r"\b(which|what)\b", q):
+    m = re.search(r"\b(which|what)\s+([\w'’-]+)", q)
+    if m:
+        nxt = m.group(2)
+        # "What stopped ...", "What did ...": an event or a cause, not a name.
+        if nxt in _VERBISH or (nxt.endswith("ed") and len(nxt) > 4):
+            return "other"
         return "name"
     return "other"
 
@@ -321,25 +357,40 @@ def _question_type(question: str) -> str:
 _MONTHS = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(19|20)\d\d\b", re.I)
 
 
-def _novelty(sentence: str, qwords: set[str], qtype: str) -> tuple[float, float]:
-    """(share of the sentence's content words not in the question, answer-type match)."""
-    toks = _WORD.findall(sentence)
+def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float, float, float]:
+    """(share of content words not in the question, answer-type match, new names, new numbers)."""
+    toks = raw_words(sentence)
     content = [t for t in toks if t.lower() not in STOPWORDS]
     if not content:
-        return 0.0, 0.0
-    qstems = {_stem(w) for w in qwords}
-    new = [t for t in content if _stem(t.lower()) not in qstems]
+        return 0.0, 0.0, 0.0, 0.0
+    new = [t for t in content if stem(t.lower().replace("’", "'")) not in qstems]
     novelty = len(new) / len(content)
+    names = {t for t in new if t[:1].isupper() and toks.index(t) > 0}
+    has_num = 1.0 if any(any(ch.isdigit() for ch in t) for t in new) else 0.0
     if qtype == "number":
-        typed = any(any(ch.isdigit() for ch in t) for t in new) or bool(
-            re.search(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", sentence, re.I))
+        typed = bool(has_num) or bool(
+            re.search(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b",
+                      sentence, re.I))
     elif qtype == "date":
         typed = bool(_MONTHS.search(sentence))
     elif qtype == "name":
-        typed = any(t[0].isupper() for t in new[1:] if t) or any(t[0].isupper() for t in new if t and sentence.find(t) > 0)
+        typed = bool(names)
     else:
         typed = novelty > 0
-    return novelty, 1.0 if typed else 0.0
+    return novelty, 1.0 if typed else 0.0, min(len(names), 4) / 4, has_num
+
+
+def _longest_shared_phrase(q_ngrams: set[tuple[str, ...]], sentence: str) -> float:
+    """The longest run of 2-4 words the sentence shares with the question, scaled to 0-1."""
+    if not q_ngrams:
+        return 0.0
+    ws = [stem(w) for w in words(sentence)]
+    best = 1
+    for n in (4, 3, 2):
+        if any(tuple(ws[i:i + n]) in q_ngrams for i in range(len(ws) - n + 1)):
+            best = n
+            break
+    return (best - 1) / 3
 
 
 def _near_duplicate(a: str, b: str) -> bool:

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import content_words, fts_query
+from .answer import fts_query
 from .config import Settings
 from .errors import NewsbotError
+from .terms import content_words
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,8 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False) 
         floors.append((time.perf_counter() - t0) * 1e3)
         lex = snap.lexical(fts_query(list(dict.fromkeys(content_words(q.question)))), 3)
         # The engine's ranking with the threshold ignored.
-        cands = engine._state.answerer.candidates(q.question, qvec)  # noqa: SLF001
-        engine._state.answerer.score(cands)  # noqa: SLF001
-        cands.sort(key=lambda c: c.prob, reverse=True)
-        ranked = [c.row.text for c in cands]
+        answerer = engine._state.answerer  # noqa: SLF001
+        ranked = [c.row.text for c in answerer.rank(*answerer.candidates(q.question, qvec)).candidates]
         texts = snap.sentences([i for i, _ in dense[:3]] + [i for i, _ in lex[:3]])
         dense_t = [texts[i].text for i, _ in dense[:3] if i in texts]
         lex_t = [texts[i].text for i, _ in lex[:3] if i in texts]

@@ -9,11 +9,13 @@ and line, and skipped; the rest of the corpus is still loaded.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from .records import Article, CorpusWarning
 log = logging.getLogger(__name__)
 
 #: Bump when loading or cleaning changes what an article's text or blocks are: forces re-indexing.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 SUPPORTED = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".jsonl": "jsonl",
              ".html": "html", ".htm": "html"}
@@ -79,8 +81,13 @@ def _norm_date(value: Any) -> str | None:
     return None
 
 
+#: Field values that are read as text. Lists and mappings are refused, never str()-ed: a YAML
+#: alias bomb ("billion laughs") makes a small file into a list of a billion items.
+_SCALARS = (str, int, float, dt.date)
+
+
 def _opt_str(value: Any) -> str | None:
-    if value is None:
+    if value is None or isinstance(value, bool) or not isinstance(value, _SCALARS):
         return None
     s = str(value).strip()
     return s or None
@@ -92,8 +99,30 @@ def _authors(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(a.strip() for a in re.split(r";|,| and ", value) if a.strip())
     if isinstance(value, (list, tuple)):
-        return tuple(str(a).strip() for a in value if str(a).strip())
+        names = (_opt_str(a) for a in value[:50])
+        return tuple(n for n in names if n)
     return ()
+
+
+#: The JSON Lines fields that are read (see ``_iter_jsonl``).
+_JSON_FIELDS = ("id", "title", "text", "source", "outlet", "url", "published", "date", "authors")
+
+
+def _has_lone_surrogate(obj: dict[str, Any]) -> bool:
+    """True when a field that is read holds text that cannot be stored as UTF-8.
+
+    JSON can spell a lone surrogate ("\\ud800"), which is not Unicode text: SQLite would refuse it
+    at the end of a rebuild, so the line is refused here, when it can still be named.
+    """
+    for key in _JSON_FIELDS:
+        value = obj.get(key)
+        for v in (value[:50] if isinstance(value, list) else [value]):
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+    return False
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -153,6 +182,8 @@ def _load_markdown(text: str, rel: str, path: Path) -> tuple[Article | None, Cor
         raw = m.group(1) or ""
         try:
             loaded = yaml.safe_load(raw) if raw.strip() else {}
+        except RecursionError:
+            return None, CorpusWarning(rel, 2, "front matter is nested too deeply to read")
         except yaml.YAMLError as e:
             mark = getattr(e, "context_mark", None) or getattr(e, "problem_mark", None)
             line = (mark.line + 2) if mark is not None else 1  # +1 for 0-based, +1 for the '---' line
@@ -192,11 +223,29 @@ def _load_text(text: str, rel: str, path: Path) -> tuple[Article | None, CorpusW
     return Article(id=path.with_suffix("").as_posix(), title=title, text=body, path=rel), None
 
 
+def _strip_hidden(html: str) -> str:
+    """``html`` without elements a reader never sees but trafilatura keeps: ``<template>`` and
+    anything with the ``hidden`` attribute (a page could plant text there for the bot alone)."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        doc = lxml_html.document_fromstring(html)
+    except (ValueError, etree.ParserError):  # e.g. an XML declaration in a str; trafilatura copes
+        return html
+    hidden = doc.xpath("//template | //*[@hidden]")
+    if not hidden:
+        return html
+    for el in hidden:
+        el.drop_tree()  # keeps the text that follows the element
+    return lxml_html.tostring(doc, encoding="unicode")
+
+
 def _load_html(text: str, rel: str, path: Path) -> tuple[Article | None, CorpusWarning | None]:
     import trafilatura
 
     doc = trafilatura.bare_extraction(
-        text, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
+        _strip_hidden(text), with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
     )
     if doc is None:
         return None, CorpusWarning(rel, None, "no article text found in the HTML")
@@ -232,8 +281,14 @@ def _iter_jsonl(path: Path, rel: str) -> Iterator[tuple[Article | None, CorpusWa
             except json.JSONDecodeError as e:
                 yield None, CorpusWarning(rel, lineno, f"malformed JSON ({e.msg} at column {e.colno})")
                 continue
+            except RecursionError:
+                yield None, CorpusWarning(rel, lineno, "JSON nested too deeply to read")
+                continue
             if not isinstance(obj, dict):
                 yield None, CorpusWarning(rel, lineno, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            if _has_lone_surrogate(obj):
+                yield None, CorpusWarning(rel, lineno, "text with an invalid \\u escape (a lone surrogate), not Unicode")
                 continue
             text = obj.get("text")
             if not isinstance(text, str) or not text.strip():
@@ -261,21 +316,60 @@ def _iter_jsonl(path: Path, rel: str) -> Iterator[tuple[Article | None, CorpusWa
 _LOADERS = {"markdown": _load_markdown, "text": _load_text, "html": _load_html}
 
 
+def _printable_name(rel: str) -> str:
+    """``rel`` as it can be logged and stored: undecodable bytes of a file name shown as \\xNN."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _link_warning(path: Path, rel: str, root_real: Path) -> CorpusWarning | None:
+    """Why a symbolic link is not followed, or None when it leads to a place inside the corpus."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as e:  # a loop (RuntimeError on 3.11) or a dangling link
+        why = "a loop" if isinstance(e, RuntimeError) or getattr(e, "errno", None) == errno.ELOOP else "dangling"
+        return CorpusWarning(rel, None, f"symbolic link that cannot be followed ({why}), skipped")
+    if not target.is_relative_to(root_real):
+        return CorpusWarning(rel, None, "symbolic link to outside the corpus folder, not followed")
+    return None
+
+
 def iter_files(root: Path) -> Iterator[tuple[Path, str, CorpusWarning | None]]:
-    """Every candidate file under ``root`` (sorted), refusing links that lead outside it."""
+    """Every candidate file under ``root`` (sorted), refusing links that lead outside it.
+
+    Folders reached through a symbolic link are never entered (an inside link would only read the
+    same files twice); links, odd names and special files (pipes, devices) are reported, not read.
+    """
     root_real = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for d in sorted(dirnames):
+            path = Path(dirpath) / d
+            if not d.startswith(".") and path.is_symlink():
+                rel = _printable_name(path.relative_to(root).as_posix())
+                w = _link_warning(path, rel, root_real)
+                yield path, rel, w or CorpusWarning(rel, None, "symbolic link to a folder, not followed")
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
+            shown = _printable_name(rel)
+            if shown != rel or "\n" in rel or "\r" in rel:
+                yield path, shown, CorpusWarning(shown, None, "file name is not valid UTF-8 text (or holds a line break): rename it")
+                continue
             if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root_real):
-                    yield path, rel, CorpusWarning(rel, None, "symbolic link to outside the corpus folder, not followed")
+                w = _link_warning(path, rel, root_real)
+                if w is not None:
+                    yield path, rel, w
                     continue
+            try:
+                mode = path.stat().st_mode
+            except OSError as e:
+                yield path, rel, CorpusWarning(rel, None, f"cannot be read: {e.strerror or e}")
+                continue
+            if not stat.S_ISREG(mode):
+                yield path, rel, CorpusWarning(rel, None, "not a regular file (a pipe, socket or device), skipped")
+                continue
             yield path, rel, None
 
 
@@ -324,7 +418,7 @@ def load_corpus(root: Path) -> LoadResult:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
                 result.warnings.append(
-                    CorpusWarning(rel, None, f"file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit for one article")
+                    CorpusWarning(rel, None, f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit for one article")
                 )
                 continue
             text, w = _decode(path.read_bytes(), rel)
@@ -332,7 +426,10 @@ def load_corpus(root: Path) -> LoadResult:
                 accept(None, w)
                 continue
             assert text is not None
-            accept(*_LOADERS[kind](text, rel, path.relative_to(root)))
+            art, w = _LOADERS[kind](text, rel, path.relative_to(root))
+            if art is not None and len(art.text) > MAX_ARTICLE_CHARS:
+                art, w = None, CorpusWarning(rel, None, f"article text over {MAX_ARTICLE_CHARS:,} characters")
+            accept(art, w)
         except OSError as e:
             result.warnings.append(CorpusWarning(rel, None, f"cannot be read: {e.strerror or e}"))
     for w in result.warnings:

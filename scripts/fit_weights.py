@@ -1,118 +1,158 @@
-"""Fit the answer model (index.answer.Weights) on a question set, with cross-validated results.
+"""Fit newsbot's answer model (index/answer_model.json) on a question set, with cross-validation.
 
-    python scripts/fit_weights.py --index DIR --questions ../shared/eval/news-dev/questions.jsonl
+    .venv/bin/python scripts/fit_weights.py --index DIR --questions QUESTIONS.jsonl [--write]
 
-Collects the features of every candidate sentence of every question, labels a candidate positive
-when it contains a gold answer (the eval rule), fits an L2-regularised logistic regression, and
-picks the decline threshold. Prints the weights to paste into ``Weights`` and 5-fold
-cross-validated acc@1 / answer rate / decline rate, so the numbers are not only in-sample.
+1. Every question's candidate sentences and their features come from the engine itself
+   (index.answer.Answerer.candidates), so training and serving compute the same features.
+2. Ranking: a listwise logistic model (softmax over a question's candidates; the target spreads
+   over the candidates that contain a gold answer, by the eval rule), L2-regularised, L-BFGS.
+3. Confidence: a logistic regression over the best candidate and the question's features, whose
+   target is "the corpus answers this question" (the question set's ``answerable``).
+4. The decline threshold: the highest confidence that still answers ``--answer-rate`` of the
+   answerable training questions.
+
+Reports 5-fold cross-validated acc@1, answer and decline rates (folds by question) next to the
+in-sample numbers, and with ``--write`` saves the model fitted on every question.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from index.answer import Weights  # noqa: E402
+from index.answer import CONFIDENCE_FEATURES, MODEL_FILE, RANK_FEATURES, Answerer, AnswerModel  # noqa: E402
 from index.config import Settings  # noqa: E402
-from index.engine import Engine  # noqa: E402
+from index.embed import load_embedder  # noqa: E402
 from index.evaluate import is_correct, load_questions  # noqa: E402
+from index.store import Snapshot  # noqa: E402
 
 
-def fit_lr(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 3000, lr: float = 0.5) -> tuple[np.ndarray, float]:
+def fit_listwise(xs: list[np.ndarray], ys: list[np.ndarray], l2: float) -> np.ndarray:
+    allx = np.vstack(xs)
+    mu, sd = allx.mean(0), allx.std(0) + 1e-9
+    xs = [(x - mu) / sd for x in xs]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for x, y in zip(xs, ys):
+            z = x @ w
+            e = np.exp(z - z.max())
+            p = e / e.sum()
+            t = y * e / (y * e).sum()
+            total -= np.log((y * e).sum()) - np.log(e.sum())
+            grad += x.T @ (p - t)
+        return total + 0.5 * l2 * w @ w, grad + l2 * w
+
+    w = minimize(loss, np.zeros(xs[0].shape[1]), jac=True, method="L-BFGS-B").x
+    return w / sd  # a shift per question does not change a softmax
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
     mu, sd = x.mean(0), x.std(0) + 1e-9
     xs = (x - mu) / sd
-    w = np.zeros(x.shape[1])
-    b = 0.0
-    pos_w = (len(y) - y.sum()) / max(y.sum(), 1)  # balance the classes
-    sw = np.where(y == 1, pos_w, 1.0)
-    sw = sw / sw.mean()
-    for _ in range(iters):
-        z = xs @ w + b
-        p = 1 / (1 + np.exp(-z))
-        g = (p - y) * sw
-        w -= lr * (xs.T @ g / len(y) + l2 * w / len(y))
-        b -= lr * g.mean()
-    # back to raw feature scale
-    return w / sd, b - float((w / sd) @ mu)
+
+    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = p[:-1], p[-1]
+        pr = 1 / (1 + np.exp(-(xs @ w + b)))
+        nll = -(y * np.log(pr + 1e-12) + (1 - y) * np.log(1 - pr + 1e-12)).sum()
+        return nll + 0.5 * l2 * w @ w, np.append(xs.T @ (pr - y) + l2 * w, (pr - y).sum())
+
+    p = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    w = p[:-1] / sd
+    return w, float(p[-1] - w @ mu)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--index", type=Path, required=True)
-    ap.add_argument("--questions", type=Path, required=True)
-    ap.add_argument("--dump", type=Path, help="save features as JSON for inspection")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", type=Path, required=True, help="index of the question set's articles")
+    ap.add_argument("--questions", type=Path, required=True, help="questions (JSON Lines, the eval format)")
+    ap.add_argument("--answer-rate", type=float, default=0.88, help="share of answerable questions to answer")
+    ap.add_argument("--l2", type=float, default=5.0, help="L2 regularisation of the ranking model")
+    ap.add_argument("--margin", type=float, default=1.0, help="further quotes within this many logits of the best")
+    ap.add_argument("--write", action="store_true", help=f"save the model to {MODEL_FILE}")
     args = ap.parse_args()
-    engine = Engine.open(Settings.from_env(index_dir=args.index))
-    ans = engine._state.answerer
-    qs = load_questions(args.questions)
+
+    settings = Settings.from_env(index_dir=args.index)
+    embedder = load_embedder(settings)
+    snap = Snapshot.open(args.index, embedder)
+    blank = AnswerModel(np.zeros(len(RANK_FEATURES)), np.zeros(len(CONFIDENCE_FEATURES)), 0.0, 0.5)
+    answerer = Answerer(snap, embedder, blank)
     data = []
-    for q in qs:
-        qvec = engine.embedder.encode([q.question])[0]
-        cands = ans.candidates(q.question, qvec)
-        feats = np.vstack([c.features for c in cands]) if cands else np.zeros((0, len(Weights.FEATURES)))
-        labels = np.array([is_correct(c.row.text, q.answers) if q.answerable else False for c in cands], dtype=float)
-        data.append((q, feats, labels))
-    names = Weights.FEATURES
+    for q in load_questions(args.questions):
+        cands, qf = answerer.candidates(q.question, embedder.encode([q.question])[0])
+        x = np.vstack([c.features for c in cands]) if cands else np.zeros((0, len(RANK_FEATURES)))
+        y = np.array([q.answerable and is_correct(c.row.text, q.answers) for c in cands], dtype=float)
+        data.append((q, x, y, qf))
 
-    def run(train_idx: list[int], test_idx: list[int]) -> tuple[Weights, dict[str, float]]:
-        x = np.vstack([data[i][1] for i in train_idx if data[i][0].answerable and len(data[i][1])])
-        y = np.concatenate([data[i][2] for i in train_idx if data[i][0].answerable and len(data[i][1])])
-        w, b = fit_lr(x, y)
-        weights = Weights(bias=b, **{n: float(v) for n, v in zip(names, w)})
+    def fit(train: list[int]) -> AnswerModel:
+        xs = [data[i][1] for i in train if data[i][2].sum() > 0]
+        ys = [data[i][2] for i in train if data[i][2].sum() > 0]
+        rank = fit_listwise(xs, ys, args.l2)
+        qx = np.array([qfeat(i, rank) for i in train])
+        qy = np.array([data[i][0].answerable for i in train], dtype=float)
+        cw, cb = fit_logistic(qx, qy, 1.0)
+        conf = 1 / (1 + np.exp(-(qx @ cw + cb)))
+        threshold = float(np.quantile(conf[qy == 1], 1 - args.answer_rate))
+        return AnswerModel(rank, cw, cb, threshold, args.margin)
 
-        def best(i: int) -> tuple[float, bool]:
-            q, f, lab = data[i]
-            if not len(f):
-                return 0.0, False
-            z = f @ weights.vector() + weights.bias
-            j = int(np.argmax(z))
-            return float(1 / (1 + np.exp(-z[j]))), bool(lab[j])
+    def qfeat(i: int, rank: np.ndarray) -> np.ndarray:
+        _, x, _, qf = data[i]
+        qf = qf.copy()
+        if len(x):
+            best = int(np.argmax(x @ rank))
+            qf[0], qf[1] = float(x[best] @ rank), x[best, 0]
+        return qf
 
-        # threshold: maximise answer rate subject to >= 80% declines on the training fold (with margin)
-        tr = [best(i) + (data[i][0].answerable,) for i in train_idx]
-        ths = sorted({p for p, _, _ in tr})
-        chosen = 0.5
-        best_score = -1.0
-        for t in ths:
-            dec = np.mean([p < t for p, _, a in tr if not a]) if any(not a for _, _, a in tr) else 1
-            answ = np.mean([p >= t for p, _, a in tr if a])
-            score = min(dec / 0.85, 1.0) + min(answ / 0.9, 1.0)
-            if score > best_score:
-                best_score, chosen = score, t
-        weights = replace(weights, threshold=float(chosen))
-        te = [best(i) + (data[i][0].answerable,) for i in test_idx]
-        ans_ = [(p, ok) for p, ok, a in te if a]
-        un = [p for p, ok, a in te if not a]
-        return weights, {
-            "rank_acc1": float(np.mean([ok for _, ok in ans_])),
-            "acc1": float(np.mean([ok and p >= chosen for p, ok in ans_])),
-            "answer_rate": float(np.mean([p >= chosen for p, _ in ans_])),
-            "decline_rate": float(np.mean([p < chosen for p in un])) if un else float("nan"),
-        }
+    def score(model: AnswerModel, idx: list[int]) -> dict[str, float]:
+        rank_ok, strict_ok, answered, declined, n_un = [], [], [], [], 0
+        for i in idx:
+            q, x, y, _ = data[i]
+            conf = 1 / (1 + np.exp(-(model.conf @ qfeat(i, model.rank) + model.conf_bias))) if len(x) else 0.0
+            ok = bool(len(x)) and bool(y[int(np.argmax(x @ model.rank))])
+            if q.answerable:
+                rank_ok.append(ok)
+                answered.append(conf >= model.threshold)
+                strict_ok.append(ok and conf >= model.threshold)
+            else:
+                n_un += 1
+                declined.append(conf < model.threshold)
+        return {"rank_acc1": float(np.mean(rank_ok)), "strict_acc1": float(np.mean(strict_ok)),
+                "answer_rate": float(np.mean(answered)), "decline_rate": float(np.mean(declined)) if n_un else float("nan")}
 
     idx = list(range(len(data)))
     rng = np.random.default_rng(0)
     rng.shuffle(idx)
     folds = [idx[k::5] for k in range(5)]
-    cv = []
-    for k in range(5):
-        test = folds[k]
-        train = [i for i in idx if i not in set(test)]
-        cv.append(run(train, test)[1])
-    full_w, full_stats = run(idx, idx)
-    print("5-fold cross-validated:", {k: round(float(np.mean([c[k] for c in cv])), 3) for k in cv[0]})
-    print("in-sample:", {k: round(v, 3) for k, v in full_stats.items()})
-    print("Weights(" + ", ".join(f"{n}={getattr(full_w, n):.3f}" for n in ("bias", *names, "threshold")) + ")")
-    if args.dump:
-        args.dump.write_text(json.dumps([{"q": q.question, "f": f.tolist(), "y": y.tolist()} for q, f, y in data]))
+    cv = [score(fit([i for i in idx if i not in set(f)]), f) for f in folds]
+    cv_mean = {k: round(float(np.mean([c[k] for c in cv])), 4) for k in cv[0]}
+    model = fit(idx)
+    insample = {k: round(v, 4) for k, v in score(model, idx).items()}
+    print("5-fold cross-validated:", cv_mean)
+    print("in-sample:", insample)
+    print("rank weights:", dict(zip(RANK_FEATURES, np.round(model.rank, 3))))
+    print("confidence weights:", dict(zip(CONFIDENCE_FEATURES, np.round(model.conf, 3))), "bias", round(model.conf_bias, 3))
+    print("threshold:", round(model.threshold, 4))
+    if args.write:
+        MODEL_FILE.write_text(json.dumps({
+            "about": "newsbot's answer model; fitted by scripts/fit_weights.py. Do not edit by hand.",
+            "fitted_on": {"questions": args.questions.name, "n": len(data), "date": dt.date.today().isoformat(),
+                          "index_sentences": snap.total_sentences},
+            "cross_validated": cv_mean, "in_sample": insample,
+            "rank": {"features": list(RANK_FEATURES), "weights": [float(v) for v in model.rank]},
+            "confidence": {"features": list(CONFIDENCE_FEATURES), "weights": [float(v) for v in model.conf],
+                           "bias": model.conf_bias},
+            "threshold": model.threshold, "margin": model.margin,
+        }, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {MODEL_FILE}")
     return 0
 
 
