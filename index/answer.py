@@ -295,8 +295,13 @@ class Answerer:
         probs /= probs.sum()
         chosen: list[tuple[int, list[int]]] = []  # candidate index, other articles with the same sentence
         for k, c in enumerate(cands):
-            if len(chosen) == 3 or top - c.z > self.model.margin:
+            if len(chosen) == 3 or top - c.z > 2 * self.model.margin:
                 break
+            # Another article's best sentence gets a wider margin: where articles disagree (or
+            # corroborate), both are quoted and cited.
+            other_article = all(cands[j].row.article != c.row.article for j, _ in chosen)
+            if top - c.z > self.model.margin and not other_article:
+                continue
             dup = next((x for x in chosen if _near_duplicate(cands[x[0]].row.text, c.row.text)), None)
             if dup is not None:
                 if c.row.article != cands[dup[0]].row.article and c.row.article not in dup[1]:

@@ -53,13 +53,18 @@ _CAPTION = re.compile(
 )
 _CONTACT = re.compile(
     r"(^(contact|reach|email|e-mail|follow)\b.{0,120}(@|\bat\b|twitter|instagram|facebook|x\.com)|"
-    r"^\S+@\S+\.\w+$)",
+    r"^[^\s@]+@[^\s@]+\.\w+$)",  # one "@": "a@a@a@..." would otherwise take quadratic time
     re.I,
 )
 
 
 def _words(line: str) -> int:
     return len(line.split())
+
+
+#: Boilerplate lines are short. Longer lines skip the unanchored patterns below, whose running time
+#: on a long hostile line (one "word" of a megabyte has no spaces to count) would grow quadratically.
+_SHORT_LINE_CHARS = 600
 
 
 def _line_kind(line: str) -> tuple[str, str]:
@@ -70,15 +75,17 @@ def _line_kind(line: str) -> tuple[str, str]:
         return "boilerplate", "call to action"
     if _LIST_HEADER.match(line):
         return "boilerplate", "related-links header"
-    if _words(line) <= 40 and (_PROMO_LABEL.match(line) or (_PROMO_WORDS.search(line) and ":" in line[:60])):
+    if _words(line) <= 40 and len(line) <= _SHORT_LINE_CHARS and (
+        _PROMO_LABEL.match(line) or (_PROMO_WORDS.search(line) and ":" in line[:60])
+    ):
         return "boilerplate", "promo line"
     if _BYLINE.match(line):
         return "boilerplate", "byline"
     if _words(line) <= 12 and _DATELINE.match(line):
         return "boilerplate", "dateline"
-    if _words(line) <= 30 and _CAPTION.search(line):
+    if _words(line) <= 30 and len(line) <= _SHORT_LINE_CHARS and _CAPTION.search(line):
         return "boilerplate", "caption or credit"
-    if _words(line) <= 30 and _CONTACT.search(line):
+    if _words(line) <= 30 and len(line) <= _SHORT_LINE_CHARS and _CONTACT.search(line):
         return "boilerplate", "contact line"
     if not _END_PUNCT.search(line):
         return "heading", "no closing punctuation"

@@ -27,6 +27,7 @@ import platform
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,13 @@ from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from .loaders import LoadResult
 from .records import ArticleInfo, PassageView
 from .split import split_article
+from .terms import TermStats, update_df
+from .terms import terms as sentence_terms
+from .vectors import IndexSpec, VectorIndexError, VectorOptions
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 
 _SCHEMA = """
@@ -75,8 +79,11 @@ CREATE TABLE sentences(
     idx INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    terms TEXT NOT NULL,  -- distinct stemmed content words, space-separated (index.terms)
+    n_terms INTEGER NOT NULL
 );
+CREATE TABLE term_df(term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX sentences_article ON sentences(article, idx);
 CREATE INDEX sentences_passage ON sentences(passage);
 CREATE INDEX passages_article ON passages(article, idx);
@@ -162,17 +169,47 @@ def _versions() -> dict[str, str]:
 
 class EmbeddingCache:
     """Vectors keyed by (embedder fingerprint, sha256 of the text): text that recurs across
-    articles or rebuilds is embedded once. Losing it costs time, never correctness."""
+    articles or rebuilds is embedded once. Losing it costs time, never correctness.
+
+    Rows live in a rowid table with 8 KiB pages, so a 1.5 KiB vector stays on its row's page: the
+    first layout (a WITHOUT ROWID table) put every vector on an overflow page of its own and took
+    about 4.6 KiB a vector. A cache in that layout is moved over once, when opened.
+    """
 
     def __init__(self, path: Path, embedder_key: str, dimension: int) -> None:
         self.key = embedder_key
         self.dimension = dimension
+        fresh = not path.exists()
         self.db = sqlite3.connect(path)
+        if fresh:
+            self.db.execute("PRAGMA page_size=8192")  # only takes effect before the first table
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors(model TEXT NOT NULL, hash BLOB NOT NULL, vec BLOB NOT NULL,"
-            " PRIMARY KEY(model, hash)) WITHOUT ROWID"
-        )
+        self.db.execute("PRAGMA synchronous=NORMAL")  # a lost write costs a re-embedding, nothing more
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS models(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS vecs(model INTEGER NOT NULL, hash BLOB NOT NULL, vec BLOB NOT NULL)"
+            )
+            self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS vecs_key ON vecs(model, hash)")
+        self.model_id = self._model_id(embedder_key)
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='vectors' AND type='table'").fetchone():
+            self._migrate()
+
+    def _model_id(self, key: str) -> int:
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO models(key) VALUES (?)", (key,))
+        return int(self.db.execute("SELECT id FROM models WHERE key=?", (key,)).fetchone()[0])
+
+    def _migrate(self) -> None:
+        log.info("moving the embedding cache to its compact layout (once)")
+        with self.db:
+            for (key,) in self.db.execute("SELECT DISTINCT model FROM vectors").fetchall():
+                mid = self._model_id(key)
+                self.db.execute("INSERT OR IGNORE INTO vecs(model, hash, vec) SELECT ?, hash, vec FROM vectors "
+                                "WHERE model=?", (mid, key))
+            self.db.execute("DROP TABLE vectors")
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("VACUUM")
 
     @staticmethod
     def hash(text: str) -> bytes:
@@ -182,8 +219,8 @@ class EmbeddingCache:
         out: dict[bytes, np.ndarray] = {}
         for i in range(0, len(hashes), 500):
             chunk = hashes[i:i + 500]
-            q = f"SELECT hash, vec FROM vectors WHERE model=? AND hash IN ({','.join('?' * len(chunk))})"
-            for h, blob in self.db.execute(q, (self.key, *chunk)):
+            q = f"SELECT hash, vec FROM vecs WHERE model=? AND hash IN ({','.join('?' * len(chunk))})"
+            for h, blob in self.db.execute(q, (self.model_id, *chunk)):
                 vec = np.frombuffer(blob, dtype=np.float32)
                 if vec.shape[0] == self.dimension:
                     out[h] = vec
@@ -192,8 +229,8 @@ class EmbeddingCache:
     def put_many(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO vectors(model, hash, vec) VALUES (?, ?, ?)",
-                ((self.key, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items),
+                "INSERT OR REPLACE INTO vecs(model, hash, vec) VALUES (?, ?, ?)",
+                ((self.model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items),
             )
 
     def close(self) -> None:
@@ -274,7 +311,8 @@ def _embed_sentences(
             todo[h] = t
     report.cached += sum(1 for h in hashes if h in known)
     report.embedded += len(todo)
-    items = list(todo.items())
+    # Batches of similar length waste little time on padding (the model pads to a batch's longest text).
+    items = sorted(todo.items(), key=lambda item: len(item[1]))
     done = 0
     if progress:
         progress(0, len(items))
@@ -295,10 +333,9 @@ def _embed_sentences(
     return np.vstack([known[h] for h in hashes]).astype(np.float32, copy=False)
 
 
-def _new_index(dimension: int) -> Any:
-    import faiss
-
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+def _index_spec(manifest: dict[str, Any]) -> IndexSpec:
+    """The vector index a manifest records (older manifests only say "flat")."""
+    return IndexSpec.from_json(manifest.get("index", manifest.get("index_type")))
 
 
 def build_index(
@@ -311,13 +348,19 @@ def build_index(
     corpus_dir: Path | None = None,
     wait: bool = False,
     hook: Callable[[str], None] | None = None,
+    vector_options: VectorOptions | None = None,
+    use_cache: bool = True,
 ) -> BuildReport:
     """Build or update the index in ``index_dir`` from ``loaded`` articles.
 
     Incremental unless ``full``: unchanged articles keep their rows and vectors, changed and new
     ones are embedded, removed ones are dropped. ``hook`` is called with a stage name at each step
-    (tests use it to kill a build at chosen points).
+    (tests use it to kill a build at chosen points). ``vector_options`` picks the vector index
+    (default: by size, see index/vectors.py); ``use_cache=False`` skips the embedding cache.
     """
+    from . import vectors as vec
+
+    vector_options = vector_options or VectorOptions()
     started = time.perf_counter()
     report = BuildReport(full=full, warnings=[str(w) for w in loaded.warnings])
     step = hook or (lambda _stage: None)
@@ -342,19 +385,19 @@ def build_index(
         for p in (tmp_db, tmp_faiss):
             p.unlink(missing_ok=True)
 
-        import faiss
-
         wanted = {a.id: a for a in loaded.articles}
         if previous is not None:
             src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
             dst = sqlite3.connect(tmp_db)
             src.backup(dst)
             src.close()
-            vectors = faiss.read_index(str(index_dir / previous["files"]["faiss"]))
+            spec = _index_spec(previous)
+            vectors = vec.load(index_dir / previous["files"]["faiss"], spec)
         else:
             dst = sqlite3.connect(tmp_db)
             dst.executescript(_SCHEMA)
-            vectors = _new_index(embedder.dimension)
+            spec = None
+            vectors = None
         step("opened")
         db = dst
         # Rows are deleted explicitly, children first; foreign-key checks would only cost time.
@@ -379,18 +422,28 @@ def build_index(
             return report
 
         step("diffed")
+        df_added: Counter[str] = Counter()
+        df_removed: Counter[str] = Counter()
         with db:
             if removed_rows:
                 gone: list[int] = []
                 for i in range(0, len(removed_rows), 500):
                     chunk = removed_rows[i:i + 500]
                     marks = ",".join("?" * len(chunk))
-                    gone += [r for (r,) in db.execute(f"SELECT id FROM sentences WHERE article IN ({marks})", chunk)]
+                    for r, t in db.execute(f"SELECT id, terms FROM sentences WHERE article IN ({marks})", chunk):
+                        gone.append(r)
+                        df_removed.update(t.split())
                     db.execute(f"DELETE FROM sentences WHERE article IN ({marks})", chunk)
                     db.execute(f"DELETE FROM passages WHERE article IN ({marks})", chunk)
                     db.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
-                if gone:
-                    vectors.remove_ids(np.asarray(gone, dtype=np.int64))
+                if gone and vectors is not None:
+                    try:
+                        vec.remove(vectors, gone)
+                    except VectorIndexError:
+                        # HNSW cannot remove: rebuild its graph from the vectors that stay (no re-embedding).
+                        keep_ids, keep_vecs = vec.all_vectors(vectors)
+                        keep = ~np.isin(keep_ids, np.asarray(gone, dtype=np.int64))
+                        vectors, spec = vec.build(spec, keep_ids[keep], keep_vecs[keep], embedder.dimension)
             step("removed")
 
             # Parse and split everything new first, then embed in large batches.
@@ -414,17 +467,22 @@ def build_index(
                         (aid, p.index, p.start, p.end),
                     ).lastrowid)
                 for s in sentences:
+                    s_terms = sentence_terms(s.text)
+                    df_added.update(s_terms)
                     sid = db.execute(
-                        "INSERT INTO sentences(article, passage, idx, start, end, text) VALUES (?,?,?,?,?,?)",
-                        (aid, pids[s.passage], s.index, s.start, s.end, s.text),
+                        "INSERT INTO sentences(article, passage, idx, start, end, text, terms, n_terms)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (aid, pids[s.passage], s.index, s.start, s.end, s.text, " ".join(s_terms), len(s_terms)),
                     ).lastrowid
                     new_ids.append(int(sid))  # type: ignore[arg-type]
                     new_texts.append(s.text)
+            update_df(db, df_added, df_removed)
             step("parsed")
 
         cache = None
         try:
-            cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
+            if use_cache:
+                cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
         except sqlite3.Error as e:  # a broken cache only costs time
             log.warning("embedding cache unavailable (%s); embedding everything", e)
         try:
@@ -433,8 +491,23 @@ def build_index(
             if cache:
                 cache.close()
         step("embedded")
-        if len(new_ids):
-            vectors.add_with_ids(vecs, np.asarray(new_ids, dtype=np.int64))
+        id_arr = np.asarray(new_ids, dtype=np.int64)
+        n_total = (0 if vectors is None else int(vectors.ntotal)) + len(new_ids)
+        wanted_spec = vec.choose_spec(n_total, vector_options, current=spec)
+        if vectors is None:
+            vectors, spec = vec.build(wanted_spec, id_arr, vecs, embedder.dimension)
+        elif wanted_spec == spec:
+            vec.add(vectors, id_arr, vecs)
+        else:
+            # The corpus crossed a size threshold (or the settings changed): move the stored vectors
+            # into the new kind of index. Costs a retraining, never a re-embedding.
+            log.info("vector index: %s -> %s for %d vectors", spec.describe() if spec else "none",
+                     wanted_spec.describe(), n_total)
+            old_ids, old_vecs = vec.all_vectors(vectors)
+            del vectors
+            vectors, spec = vec.build(wanted_spec, np.concatenate([old_ids, id_arr]),
+                                      np.vstack([old_vecs, vecs]), embedder.dimension)
+        step("indexed")
 
         counts = {
             "articles": db.execute("SELECT count(*) FROM articles").fetchone()[0],
@@ -453,7 +526,7 @@ def build_index(
         db.execute("PRAGMA optimize")
         db.close()
         step("db-closed")
-        faiss.write_index(vectors, str(tmp_faiss))
+        vec.save(vectors, tmp_faiss)
         step("written")
         for p in (tmp_db, tmp_faiss):
             with open(p, "rb+") as fh:
@@ -478,7 +551,8 @@ def build_index(
             },
             "model": {"name": embedder.name, "sha256": embedder.fingerprint, "dimension": embedder.dimension},
             "metric": "cosine (inner product of unit vectors)",
-            "index_type": "flat",
+            "index_type": spec.kind,
+            "index": spec.to_json(),
             "counts": counts,
             "corpus": {"dir": str(corpus_dir) if corpus_dir else None, "fingerprint": corpus_fingerprint(fps)},
             "versions": _versions(),
@@ -530,6 +604,7 @@ class SentenceRow:
     start: int
     end: int
     text: str
+    terms: str = ""  # space-separated distinct stemmed content words
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,6 +633,7 @@ class Snapshot:
             r[0]: ArticleRow(*r) for r in db.execute("SELECT id, ext_id, title, source, url, published FROM articles")
         }
         self.total_sentences = int(manifest["counts"]["sentences"])
+        self.term_stats = TermStats.load(db)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -586,7 +662,7 @@ class Snapshot:
     @classmethod
     def open(cls, index_dir: Path, embedder: Embedder | None = None) -> Snapshot:
         """Load the current generation and check it against its manifest (and the model)."""
-        import faiss
+        from . import vectors as vec
 
         manifest = read_manifest(index_dir)
         if embedder is not None:
@@ -605,13 +681,10 @@ class Snapshot:
                 f"{db_path} is damaged ({e}): rebuild with `newsbot rebuild --full`"
             ) from e
         try:
-            vectors = faiss.read_index(str(index_dir / manifest["files"]["faiss"]))
-        except RuntimeError as e:
+            vectors = vec.load(index_dir / manifest["files"]["faiss"], _index_spec(manifest))
+        except IndexMismatchError:
             db.close()
-            raise IndexMismatchError(
-                f"{index_dir / manifest['files']['faiss']} cannot be read ({str(e).splitlines()[0]}): "
-                "rebuild with `newsbot rebuild --full`"
-            ) from e
+            raise
         counts = manifest.get("counts", {})
         if (n_sent, n_art, int(vectors.ntotal)) != (counts.get("sentences"), counts.get("articles"), counts.get("vectors")):
             db.close()
@@ -637,13 +710,17 @@ class Snapshot:
         k = min(k, int(self.vectors.ntotal))
         if k <= 0:
             return []
-        scores, ids = self.vectors.search(qvec.reshape(1, -1).astype(np.float32), k)
+        from .vectors import search
+
+        scores, ids = search(self.vectors, qvec.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.vectors.d), dtype=np.float32)
-        return np.vstack([self.vectors.reconstruct(int(i)) for i in ids])
+        from .vectors import reconstruct
+
+        return reconstruct(self.vectors, ids)
 
     def lexical(self, match: str, k: int) -> list[tuple[int, float]]:
         """BM25 over sentences for an FTS5 MATCH expression (built by the caller from plain words)."""
@@ -686,23 +763,25 @@ class Snapshot:
         marks = ",".join("?" * len(ids))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT id, article, passage, idx, start, end, text FROM sentences WHERE id IN ({marks})",
+                f"SELECT id, article, passage, idx, start, end, text, terms FROM sentences WHERE id IN ({marks})",
                 tuple(ids),
             ).fetchall()
         return {r[0]: SentenceRow(*r) for r in rows}
 
     def neighbours(self, rows: Sequence[SentenceRow], window: int = 1) -> dict[tuple[int, int], SentenceRow]:
-        """Sentences within ``window`` of each row in the same article, keyed by (article, idx)."""
+        """Sentences within ``window`` of each row in the same article, keyed by (article, idx).
+
+        An article's sentences are inserted together, so their ids are consecutive: neighbours are
+        primary-key look-ups.
+        """
         if not rows:
             return {}
-        wanted = {(r.article, r.idx + d) for r in rows for d in range(-window, window + 1) if d}
-        clauses = " OR ".join("(article=? AND idx=?)" for _ in wanted)
-        params = [x for pair in wanted for x in pair]
-        with self._lock:
-            got = self._db.execute(
-                f"SELECT id, article, passage, idx, start, end, text FROM sentences WHERE {clauses}", params
-            ).fetchall()
-        return {(r[1], r[3]): SentenceRow(*r) for r in got}
+        wanted = sorted({r.id + d for r in rows for d in range(-window, window + 1) if d} - {r.id for r in rows})
+        got = self.sentences(wanted)
+        got.update({r.id: r for r in rows})
+        index = {(r.article, r.idx): r for r in got.values()}
+        return {(r.article, r.idx + d): index[(r.article, r.idx + d)]
+                for r in rows for d in range(-window, window + 1) if d and (r.article, r.idx + d) in index}
 
     def article(self, rowid: int) -> ArticleRow:
         return self._articles[rowid]

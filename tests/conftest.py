@@ -14,8 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+from support import ROOT, SHARED, write  # noqa: F401 - re-exported for fixtures
 
 
 def _is_loopback(address: object) -> bool:
@@ -84,11 +83,3 @@ def seed_engine(seed_index: Path, real_embedder):  # type: ignore[no-untyped-def
 
     return Engine.open(Settings.from_env({}, index_dir=seed_index), embedder=real_embedder)
 
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path

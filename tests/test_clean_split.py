@@ -21,7 +21,7 @@ def body_lines(text: str) -> list[str]:
 
 
 def test_seed_boilerplate_is_not_body() -> None:
-    from conftest import SHARED
+    from support import SHARED
 
     for f in sorted((SHARED / "seeds").glob("*.txt")):
         text = f.read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, write
+from support import ROOT, write
 
 from index.cli import main
 

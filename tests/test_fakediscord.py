@@ -333,6 +333,30 @@ def test_command_schema_rules_enforced(fake: FakeDiscord) -> None:
     assert [c["name"] for c in fake.commands()] == ["ask"]
 
 
+@pytest.mark.timeout(60)
+def test_command_permission_overrides(fake: FakeDiscord) -> None:
+    """Server admins' per-command overrides beat default_member_permissions (user > roles > @everyone)."""
+    app = fake.ids.application_id
+    command = {"name": "admin", "description": "Manage Server only", "type": 1,
+               "default_member_permissions": str(C.P_MANAGE_GUILD)}
+    assert asyncio.run(http(fake, "PUT", f"/applications/{app}/guilds/{fake.ids.guild_id}/commands", [command]))[0] == 200
+    with pytest.raises(FakeDiscordError, match="cannot see command"):
+        fake.send_slash("admin", user="user")
+    fake.send_slash("admin", user="admin")
+    fake.set_command_permissions("admin", {"user": True})
+    assert fake.send_slash("admin", user="user").name == "admin"  # allowed without Manage Server
+    fake.set_command_permissions("admin", {fake.ids.moderator_role_id: False})
+    with pytest.raises(FakeDiscordError, match="denied"):
+        fake.send_slash("admin", user="admin")
+    fake.set_command_permissions("admin", {fake.ids.guild_id: False, "admin": True})
+    with pytest.raises(FakeDiscordError, match="denied"):
+        fake.send_slash("admin", user="user")
+    fake.send_slash("admin", user="admin")
+    fake.send_slash("admin", user="owner")  # administrators are never locked out
+    with pytest.raises(FakeDiscordError, match="not synced"):
+        fake.set_command_permissions("nope", {"user": True})
+
+
 # ---------------------------------------------------------------------------------------- interactions
 @pytest.mark.timeout(60)
 def test_defer_then_followup_embed(fake: FakeDiscord) -> None:

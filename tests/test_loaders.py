@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write
+from support import write
 
 from index.errors import CorpusError
 from index.loaders import load_corpus
@@ -24,7 +24,7 @@ def test_markdown_front_matter(tmp_path: Path) -> None:
 
 
 def test_seed_corpus_metadata_is_only_what_the_text_says() -> None:
-    from conftest import ROOT
+    from support import ROOT
 
     arts = {a.id: a for a in load_corpus(ROOT / "corpus").articles}
     assert set(arts) == {"000_58346f7b7de47b31", "001_21befda17cf27a6e"}

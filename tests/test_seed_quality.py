@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED
+from support import SHARED
 from test_clean_split import SEED_BOILERPLATE
 
 from index.evaluate import is_correct
@@ -27,7 +27,7 @@ def test_seed_dev_question(seed_engine, q) -> None:  # type: ignore[no-untyped-d
     first = ans.quotes[0]
     assert is_correct(first.text, q["answers"]), f"first quote is wrong: {first.text}"
     # The quote is verbatim from the cited article, at its offsets.
-    from conftest import ROOT
+    from support import ROOT
 
     from index.loaders import load_corpus
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write
+from support import write
 
 from index.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from index.loaders import load_corpus
@@ -154,7 +154,8 @@ def test_load_errors_say_how_to_fix(tmp_path: Path, hashing_embedder) -> None:  
 
 
 def test_fts_search_is_safe_with_search_syntax(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
-    from index.answer import content_words, fts_query
+    from index.answer import fts_query
+    from index.terms import content_words
 
     build_index(tmp_path / "ix", load_corpus(make_corpus(tmp_path / "c")), hashing_embedder)
     snap = Snapshot.open(tmp_path / "ix", hashing_embedder)

@@ -1,0 +1,80 @@
+"""Embedders: the ONNX backends agree with torch, export locally once, and check their files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.config import Settings
+from index.embed import HashingEmbedder, OnnxEmbedder, _read_st_layout, load_embedder, model_fingerprint
+from index.errors import ModelError
+
+SENTENCES = [
+    "Dock workers at the port walked out on Monday over pay.",
+    "A village bakery won the national bread award.",
+    "Which country updated its nuclear doctrine this week?",
+    "The strike closed three terminals.",
+]
+
+
+def test_hashing_embedder_unit_vectors() -> None:
+    v = HashingEmbedder().encode(SENTENCES + [""])
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-6)
+
+
+def test_backend_is_part_of_the_fingerprint() -> None:
+    fps = {b: model_fingerprint(Settings.from_env({"NEWSBOT_BACKEND": b})) for b in ("torch", "onnx", "onnx-int8")}
+    assert len(set(fps.values())) == 3 and fps["onnx"].startswith(fps["torch"])
+
+
+def test_unsupported_layout_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    with pytest.raises(ModelError, match="NEWSBOT_BACKEND=torch"):
+        _read_st_layout(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend,min_cos", [("onnx", 0.9999), ("onnx-int8", 0.97)])
+def test_onnx_agrees_with_torch(backend: str, min_cos: float, real_embedder, models_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """Exported locally (no hub: the network is blocked in tests) and close to torch's vectors."""
+    emb = load_embedder(Settings.from_env({"NEWSBOT_BACKEND": backend}), models_dir=models_dir)
+    assert isinstance(emb, OnnxEmbedder)
+    assert emb.dimension == real_embedder.dimension
+    assert emb.fingerprint == model_fingerprint(Settings.from_env({"NEWSBOT_BACKEND": backend}))
+    got = emb.encode(SENTENCES, batch_size=3)
+    ref = real_embedder.encode(SENTENCES)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    cos = (got * ref).sum(1)
+    assert cos.min() > min_cos, cos
+    assert emb.encode([]).shape == (0, emb.dimension)
+
+
+@pytest.mark.model
+def test_onnx_export_is_checked_against_its_hash(models_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_env({"NEWSBOT_BACKEND": "onnx"})
+    first = load_embedder(settings, models_dir=models_dir)
+    meta = json.loads((first.model_path.parent / "export.json").read_text())
+    assert meta["source_sha256"] == first.fingerprint.split("+")[0]
+    assert meta["files"]["model.onnx"]
+    # A damaged export is noticed and redone from the source weights.
+    with first.model_path.open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\0" * 16)
+    caplog.set_level("WARNING")
+    again = load_embedder(settings, models_dir=models_dir)
+    assert "exporting again" in caplog.text
+    np.testing.assert_allclose(again.encode(SENTENCES[:1]), first.encode(SENTENCES[:1]), atol=1e-5)
