@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -163,7 +164,7 @@ class Answerer:
             out.add(a.id)
         return out
 
-    def lexical_terms(self, qterms: Sequence[str], limit: int = 8) -> list[str]:
+    def lexical_terms(self, qterms: Sequence[str], limit: int = 6) -> list[str]:
         """The question's terms worth a BM25 search: the rarest ones, none that is in most sentences."""
         df = self.stats.df
         cap = max(0.2 * self.stats.n, 50)
@@ -308,8 +309,9 @@ class Answerer:
                     dup[1].append(c.row.article)
                 continue
             chosen.append((k, []))
-        # Later candidates may be copies (the same sentence in another outlet) of chosen ones: cite them too.
-        for c in cands:
+        # Later candidates may be copies (the same sentence in another outlet) of chosen ones: cite
+        # them too. Copies score alike, so only the head of the list is worth comparing.
+        for c in cands[:32]:
             for k, extra in chosen:
                 first = cands[k].row
                 if c.row.article != first.article and c.row.article not in extra and _near_duplicate(first.text, c.row.text):
@@ -362,20 +364,34 @@ def _question_type(question: str) -> str:
 _MONTHS = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(19|20)\d\d\b", re.I)
 
 
+@lru_cache(maxsize=1 << 15)
+def _content_tokens(sentence: str) -> tuple[tuple[str, str, bool, bool], ...]:
+    """(token, stem, a capitalised word after the first, has a digit) for each content word."""
+    toks = raw_words(sentence)
+    first: dict[str, int] = {}
+    for i, t in enumerate(toks):
+        first.setdefault(t, i)
+    return tuple(
+        (t, stem(t.lower().replace("’", "'")), t[:1].isupper() and first[t] > 0, _HAS_DIGIT(t) is not None)
+        for t in toks if t.lower() not in STOPWORDS
+    )
+
+
+_HAS_DIGIT = re.compile(r"\d").search
+_NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
+
+
 def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float, float, float]:
     """(share of content words not in the question, answer-type match, new names, new numbers)."""
-    toks = raw_words(sentence)
-    content = [t for t in toks if t.lower() not in STOPWORDS]
+    content = _content_tokens(sentence)
     if not content:
         return 0.0, 0.0, 0.0, 0.0
-    new = [t for t in content if stem(t.lower().replace("’", "'")) not in qstems]
+    new = [c for c in content if c[1] not in qstems]
     novelty = len(new) / len(content)
-    names = {t for t in new if t[:1].isupper() and toks.index(t) > 0}
-    has_num = 1.0 if any(any(ch.isdigit() for ch in t) for t in new) else 0.0
+    names = {c[0] for c in new if c[2]}
+    has_num = 1.0 if any(c[3] for c in new) else 0.0
     if qtype == "number":
-        typed = bool(has_num) or bool(
-            re.search(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b",
-                      sentence, re.I))
+        typed = bool(has_num) or bool(_NUMBER_WORDS.search(sentence))
     elif qtype == "date":
         typed = bool(_MONTHS.search(sentence))
     elif qtype == "name":
@@ -385,21 +401,31 @@ def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float,
     return novelty, 1.0 if typed else 0.0, min(len(names), 4) / 4, has_num
 
 
+@lru_cache(maxsize=1 << 15)
+def _stemmed_words(sentence: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in words(sentence))
+
+
+@lru_cache(maxsize=1 << 15)
+def _word_set(sentence: str) -> frozenset[str]:
+    return frozenset(words(sentence))
+
+
 def _longest_shared_phrase(q_ngrams: set[tuple[str, ...]], sentence: str) -> float:
     """The longest run of 2-4 words the sentence shares with the question, scaled to 0-1."""
     if not q_ngrams:
         return 0.0
-    ws = [stem(w) for w in words(sentence)]
-    best = 1
-    for n in (4, 3, 2):
+    ws = _stemmed_words(sentence)
+    if not any(pair in q_ngrams for pair in zip(ws, ws[1:])):
+        return 0.0
+    for n in (4, 3):
         if any(tuple(ws[i:i + n]) in q_ngrams for i in range(len(ws) - n + 1)):
-            best = n
-            break
-    return (best - 1) / 3
+            return (n - 1) / 3
+    return 1 / 3
 
 
 def _near_duplicate(a: str, b: str) -> bool:
-    wa, wb = set(words(a)), set(words(b))
+    wa, wb = _word_set(a), _word_set(b)
     if not wa or not wb:
         return a.strip() == b.strip()
     return len(wa & wb) / len(wa | wb) >= 0.8
