@@ -90,6 +90,9 @@ class NewsBot(commands.Bot):
         *,
         engine_factory: Callable[[Settings], EngineLike] = open_engine,
     ) -> None:
+        # newsbot never joins a voice channel: don't warn at start-up that voice libraries are missing.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: needed for follow-ups in the bot's threads
         super().__init__(

@@ -221,14 +221,12 @@ def ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def sources(settings: Settings, args: argparse.Namespace) -> int:
-    from .engine import Engine
+    from .engine import list_sources
     from .store import Snapshot
 
-    # Listing needs no model: open the snapshot alone.
+    # Listing needs no model: the snapshot alone.
     snap = Snapshot.open(settings.index_dir)
-    engine = Engine.__new__(Engine)
-    engine._state = type("S", (), {"snapshot": snap})()  # noqa: SLF001 - a model-free view
-    infos = Engine.sources(engine, args.query)
+    infos = list_sources(snap, args.query)
     for a in infos:
         if args.json:
             print(json.dumps(a.to_json(), ensure_ascii=False))

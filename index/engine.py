@@ -23,6 +23,15 @@ class _State:
     answerer: Answerer
 
 
+def list_sources(snapshot: Snapshot, query: str | None = None) -> list[ArticleInfo]:
+    """The articles of a snapshot, newest first; with ``query``, those whose title or outlet match."""
+    infos = snapshot.article_infos()
+    if query and query.strip():
+        q = query.strip().lower()
+        infos = [a for a in infos if q in a.title.lower() or q in (a.source or "").lower()]
+    return sorted(infos, key=lambda a: (a.published or "", a.title), reverse=True)
+
+
 class Engine:
     """Answers questions over one index. ``ask`` is thread-safe and never mixes two builds."""
 
@@ -56,11 +65,7 @@ class Engine:
 
     def sources(self, query: str | None = None) -> list[ArticleInfo]:
         """Every indexed article, or those whose title or outlet contains ``query``."""
-        infos = self._state.snapshot.article_infos()
-        if query and query.strip():
-            q = query.strip().lower()
-            infos = [a for a in infos if q in a.title.lower() or q in (a.source or "").lower()]
-        return sorted(infos, key=lambda a: (a.published or "", a.title), reverse=True)
+        return list_sources(self._state.snapshot, query)
 
     def passage(self, sentence_id: int) -> PassageView:
         """The passage around a sentence that an answer quoted."""

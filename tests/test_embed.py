@@ -63,18 +63,33 @@ def test_onnx_agrees_with_torch(backend: str, min_cos: float, real_embedder, mod
     assert emb.encode([]).shape == (0, emb.dimension)
 
 
-@pytest.mark.model
-def test_onnx_export_is_checked_against_its_hash(models_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings.from_env({"NEWSBOT_BACKEND": "onnx"})
-    first = load_embedder(settings, models_dir=models_dir)
-    meta = json.loads((first.model_path.parent / "export.json").read_text())
-    assert meta["source_sha256"] == first.fingerprint.split("+")[0]
-    assert meta["files"]["model.onnx"]
-    # A damaged export is noticed and redone from the source weights.
-    with first.model_path.open("r+b") as fh:
-        fh.seek(1000)
-        fh.write(b"\0" * 16)
+def test_onnx_export_is_checked_against_its_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A damaged or stale export is noticed and redone from the source weights (export faked: fast)."""
+    from index import embed
+
+    calls = []
+
+    def fake_export(folder: Path, pooling: str, out: Path) -> None:
+        calls.append(folder)
+        out.write_bytes(b"graph-%d" % len(calls))
+
+    monkeypatch.setattr(embed, "_export_onnx", fake_export)
+    monkeypatch.setattr(embed, "_optimize_graph", lambda src, out, folder: False)
+    monkeypatch.setattr(embed, "_quantize_int8", lambda src, out: out.write_bytes(src.read_bytes() + b"-int8"))
+    folder, name, sha = embed.resolve_model(Settings.from_env({}))
+    path = embed.ensure_onnx_model(folder, name, sha, "onnx", tmp_path)
+    assert len(calls) == 1 and path.read_bytes() == b"graph-1"
+    meta = json.loads((path.parent / "export.json").read_text())
+    assert meta["source_sha256"] == sha and set(meta["files"]) == {"model.onnx", "model-int8.onnx"}
+    # Loading again exports nothing; the int8 file is already there.
+    assert embed.ensure_onnx_model(folder, name, sha, "onnx-int8", tmp_path).read_bytes() == b"graph-1-int8"
+    assert len(calls) == 1
+    # A damaged file is exported again.
+    path.write_bytes(b"damaged")
     caplog.set_level("WARNING")
-    again = load_embedder(settings, models_dir=models_dir)
-    assert "exporting again" in caplog.text
-    np.testing.assert_allclose(again.encode(SENTENCES[:1]), first.encode(SENTENCES[:1]), atol=1e-5)
+    embed.ensure_onnx_model(folder, name, sha, "onnx", tmp_path)
+    assert len(calls) == 2 and "exporting again" in caplog.text
+    # Other source weights (another hash) get a folder of their own.
+    other = embed.ensure_onnx_model(folder, name, "0" * 64, "onnx", tmp_path)
+    assert other.parent != path.parent and len(calls) == 3

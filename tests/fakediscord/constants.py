@@ -127,6 +127,9 @@ OPT_ROLE = 8
 OPT_MENTIONABLE = 9
 OPT_NUMBER = 10
 OPT_ATTACHMENT = 11
+# application command permission override types
+CMD_PERMISSION_ROLE = 1
+CMD_PERMISSION_USER = 2
 
 # component types
 COMP_ACTION_ROW = 1

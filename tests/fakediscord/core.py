@@ -124,6 +124,9 @@ class Core:
         self.messages_log: list[JSON] = []
         self.files: dict[int, UploadedFile] = {}
         self.commands = CommandStore()
+        # Server Settings -> Integrations: per-command overrides a server admin set, keyed by
+        # (guild id, command id); each a list of {"id", "type" (1 role, 2 user), "permission"}.
+        self.command_permissions: dict[tuple[int, int], list[JSON]] = {}
         self.interactions: dict[int, FakeInteraction] = {}
         self.interactions_by_token: dict[str, FakeInteraction] = {}
 
@@ -770,14 +773,47 @@ class Core:
         contexts = command.get("contexts")
         if command.get("guild_id") is None and contexts is not None and 0 not in contexts:
             raise FakeDiscordError(f"command {command['name']!r} is not allowed in guilds (contexts={contexts})")
+        override = self._command_override(command, user, channel.guild_id)
+        if override is False:
+            raise FakeDiscordError(
+                f"{user.username!r} cannot see command {command['name']!r}: a server admin denied it"
+            )
         required = command.get("default_member_permissions")
-        if required is not None:
+        if required is not None and override is None:
             needed = int(required)
             if self.world.permissions(user) & needed != needed:
                 raise FakeDiscordError(
                     f"{user.username!r} cannot see command {command['name']!r}: "
                     f"default_member_permissions={needed} but has {self.world.permissions(user)}"
                 )
+
+    def set_command_permissions(self, guild_id: int, name: str, permissions: list[JSON]) -> None:
+        """Replace the overrides of the guild's (or global) command ``name`` in guild ``guild_id``."""
+        for scope in (guild_id, None):
+            for command in self.commands.by_scope.get(scope, []):
+                if command["name"] == name:
+                    self.command_permissions[(guild_id, int(command["id"]))] = copy.deepcopy(permissions)
+                    self.notify()
+                    return
+        raise FakeDiscordError(f"command {name!r} was not synced")
+
+    def _command_override(self, command: JSON, user: FakeUser, guild_id: int | None) -> bool | None:
+        """Discord's precedence: administrators always; a user override; any allowed role, else any
+        denied role; the @everyone override (role id = guild id); else None (default permissions decide)."""
+        if guild_id is None or self.world.permissions(user) & C.P_ADMINISTRATOR:
+            return None
+        overrides = self.command_permissions.get((guild_id, int(command["id"])), [])
+        for o in overrides:
+            if int(o["type"]) == C.CMD_PERMISSION_USER and int(o["id"]) == user.id:
+                return bool(o["permission"])
+        roles = [bool(o["permission"]) for o in overrides
+                 if int(o["type"]) == C.CMD_PERMISSION_ROLE and int(o["id"]) in user.roles]
+        if roles:
+            return any(roles)
+        for o in overrides:
+            if int(o["type"]) == C.CMD_PERMISSION_ROLE and int(o["id"]) == guild_id:
+                return bool(o["permission"])
+        return None
 
     def _resolve_option(self, option: JSON, value: Any, resolved: JSON, channel: FakeChannel, focused: bool) -> Any:
         otype = option["type"]

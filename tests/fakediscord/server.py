@@ -410,6 +410,25 @@ class FakeDiscord:
         """The application commands the client synced (global when ``guild_id`` is None)."""
         return self._run(lambda: copy.deepcopy(self.core.commands.by_scope.get(guild_id, [])))
 
+    def set_command_permissions(self, name: str, overrides: dict[str | int, bool]) -> None:
+        """What a server admin does in Server Settings -> Integrations: allow or deny command ``name``
+        for users (by alias, name or id) or roles (by role id; the guild id is @everyone).
+
+        Overrides beat ``default_member_permissions``, as on Discord: a member allowed here can use
+        a Manage Server command without Manage Server, so the bot must check at run time.
+        """
+
+        def apply() -> None:
+            entries = []
+            for target, allowed in overrides.items():
+                role = isinstance(target, int) and target in self.core.world.roles
+                target_id = target if role else self.core.user(target).id
+                kind = C.CMD_PERMISSION_ROLE if role else C.CMD_PERMISSION_USER
+                entries.append({"id": str(target_id), "type": kind, "permission": bool(allowed)})
+            self.core.set_command_permissions(self.ids.guild_id, name, entries)
+
+        self._run(apply)
+
     # ================================================================== waiting
     def wait_until(self, predicate: Callable[[FakeDiscord], T], timeout: float = 10.0, what: str = "condition") -> T:
         """Block until ``predicate(fake)`` is truthy (evaluated on the fake's loop after every change)."""
