@@ -25,6 +25,7 @@ from .feedback import FeedbackStore
 from .render import choice_text
 from .send import NO_MENTIONS, apologise
 from .views import DYNAMIC_ITEMS
+from .workers import Workers
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -107,6 +108,7 @@ class NewsBot(commands.Bot):
         self.engine: EngineLike | None = None
         self.store: FeedbackStore | None = None
         self.cooldown = Cooldown(settings.cooldown_seconds)
+        self.workers = Workers()
         self.outlets: tuple[str, ...] = ()
         self._announced = False
 
@@ -140,7 +142,7 @@ class NewsBot(commands.Bot):
     async def refresh_outlets(self) -> None:
         """Cache the outlet names for ``/ask source`` autocomplete (after loading and reloading)."""
         engine = self.require_engine()
-        articles = await asyncio.to_thread(engine.sources)
+        articles = await self.workers.lookup(engine.sources)
         names = {choice_text(a.source or "") for a in articles}
         self.outlets = tuple(sorted((n for n in names if n), key=str.casefold))
 
@@ -177,6 +179,7 @@ class NewsBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
+        self.workers.shutdown()
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None

@@ -50,7 +50,7 @@ class AdminCog(commands.Cog, name="Admin"):
             await interaction.response.defer(ephemeral=True, thinking=True)
             engine = self.bot.require_engine()
             try:
-                await asyncio.to_thread(engine.reload)
+                await self.bot.workers.answer(engine.reload)
             except NewsbotError as e:
                 log.warning("reload failed, still serving the old index: %s", e)
                 await respond(

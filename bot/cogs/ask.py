@@ -179,14 +179,14 @@ class AskCog(commands.Cog, name="Ask"):
         Raises QuestionError (with a message for the user) when the question can't be asked.
         """
         engine = self.bot.require_engine()
-        answer = await asyncio.to_thread(engine.ask, question, source=source, since=since, until=until)
+        answer = await self.bot.workers.answer(engine.ask, question, source=source, since=since, until=until)
         if not answer.answered or not answer.quotes:
             log.info("declined: %r", question[:80])
             return Outcome(render_decline(answer), None, answer)
         payload = render_answer(answer)
         answer_id = new_answer_id()
         record = StoredAnswer.from_answer(answer_id, answer, answer_summary(payload))
-        await asyncio.to_thread(self.bot.require_store().save_answer, record)
+        await self.bot.workers.lookup(self.bot.require_store().save_answer, record)
         log.info("answered %s with %d quotes (confidence %.2f)", answer_id, len(answer.quotes), answer.confidence)
         return Outcome(payload, answer_view(answer_id), answer, answer_id)
 
@@ -341,22 +341,26 @@ class AskCog(commands.Cog, name="Ask"):
     async def show_passages(self, interaction: discord.Interaction, answer_id: str) -> None:
         """The Passages button: an ephemeral reply with each quote in its passage."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        record = await asyncio.to_thread(self.bot.require_store().get_answer, answer_id)
+        record = await self.bot.workers.lookup(self.bot.require_store().get_answer, answer_id)
         if record is None:
             await respond(interaction, Payload(content="I no longer have the details of this answer; please ask again."),
                           ephemeral=True)
             return
-        entries = await asyncio.to_thread(self._passage_entries, record)
+        entries = await self.bot.workers.lookup(self._passage_entries, record)
         await respond(interaction, render_passages(entries), ephemeral=True)
 
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: int) -> None:
-        """👍 / 👎: store the vote (with a hash of the user id) and thank the user."""
+        """👍 / 👎: store the vote (with a hash of the user id) and thank the user.
+
+        Acknowledged first: the write may wait for the database, and Discord allows 3 seconds.
+        """
+        await interaction.response.defer(ephemeral=True, thinking=True)
         question = answer = ""
         message = interaction.message
         if message is not None and message.embeds:  # only used if the stored answer is gone
             question = message.embeds[0].title or ""
             answer = message.embeds[0].description or ""
-        await asyncio.to_thread(
+        await self.bot.workers.lookup(
             self.bot.require_store().record_feedback, answer_id, interaction.user.id, vote,
             question=question, answer=answer,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Optional
 
@@ -36,16 +35,21 @@ class SourcesCog(commands.Cog, name="Sources"):
     ) -> None:
         query = normalise(query)[:SOURCES_QUERY_MAX] or None
         await interaction.response.defer(thinking=True)
-        articles = await asyncio.to_thread(self.bot.require_engine().sources, query)
+        articles = await self.bot.workers.lookup(self.bot.require_engine().sources, query)
         page = render_sources_page(articles, 0, query=query)
         await respond(interaction, page.payload, view=sources_view(page.page, page.pages, query))
 
     async def turn_page(self, interaction: discord.Interaction, page: int, query: str | None) -> None:
-        """A ◀ / ▶ click: edit the message to show ``page`` (clamped to the pages there are now)."""
-        articles = await asyncio.to_thread(self.bot.require_engine().sources, query)
+        """A ◀ / ▶ click: edit the message to show ``page`` (clamped to the pages there are now).
+
+        Acknowledged first (a deferred update): under load the lookup may wait its turn, and
+        Discord allows only 3 seconds for the first response.
+        """
+        await interaction.response.defer()
+        articles = await self.bot.workers.lookup(self.bot.require_engine().sources, query)
         rendered = render_sources_page(articles, page, query=query)
         view = sources_view(rendered.page, rendered.pages, query)
-        await interaction.response.edit_message(view=view, **message_kwargs(rendered.payload))
+        await interaction.edit_original_response(view=view, **message_kwargs(rendered.payload))
 
 
 async def setup(bot: NewsBot) -> None:
