@@ -377,7 +377,10 @@ def build_index(
                     log.warning("cannot update the existing index (%s); building from scratch", e)
                 previous = None
         report.full = previous is None
-        generation = (previous or {}).get("generation", 0) + 1
+        # Never reuse a generation's file names, even when starting over: the current index stays
+        # live (and loadable) until the new manifest replaces it.
+        generation = _next_generation(index_dir)
+        live_files = _manifest_files(index_dir)  # the index being served now: kept one more round
         report.generation = generation
         db_name, faiss_name = f"gen-{generation:06d}.sqlite3", f"gen-{generation:06d}.faiss"
         tmp_db = index_dir / f".{db_name}.tmp"
@@ -561,10 +564,29 @@ def build_index(
         step("manifest")
         _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         step("committed")
-        _remove_old_generations(index_dir, keep={db_name, faiss_name} | set((previous or {}).get("files", {}).values()))
+        _remove_old_generations(index_dir, keep={db_name, faiss_name} | live_files)
         report.articles, report.sentences = counts["articles"], counts["sentences"]
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _manifest_files(index_dir: Path) -> set[str]:
+    """The file names the current manifest points at (none if it cannot be read)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, json.JSONDecodeError):
+        files = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("files", {})
+        return {str(v) for v in files.values()}
+    return set()
+
+
+def _next_generation(index_dir: Path) -> int:
+    """One more than any generation named by the manifest or present on disk."""
+    highest = 0
+    with contextlib.suppress(OSError, ValueError, json.JSONDecodeError):
+        highest = int(json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("generation", 0))
+    for p in index_dir.glob("gen-*"):
+        with contextlib.suppress(ValueError):
+            highest = max(highest, int(p.name[4:].split(".")[0]))
+    return highest + 1
 
 
 def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:

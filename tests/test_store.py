@@ -104,7 +104,7 @@ def test_a_crash_mid_build_leaves_the_previous_index(tmp_path: Path, hashing_emb
     assert read_manifest(ix)["generation"] == 1
     assert answers_of(ix, hashing_embedder, "bakery bread award") == before
     r = build_index(ix, load_corpus(corpus), hashing_embedder)
-    assert r.articles == 2 and read_manifest(ix)["generation"] == 2
+    assert r.articles == 2 and read_manifest(ix)["generation"] >= 2
 
 
 def test_second_rebuild_is_refused_while_one_runs(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
