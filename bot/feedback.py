@@ -4,7 +4,7 @@ Each answer the bot sends is stored under a random ``answer_id`` that its button
 their custom ids, so a restarted bot can still show the passages and take feedback for old
 messages. Feedback rows keep the question and the answer with a sha256 hash of the user id,
 never the id itself. One connection, WAL mode, a lock around every use: safe to call from
-worker threads (``asyncio.to_thread``).
+worker threads (the bot's :class:`bot.workers.Workers`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ The cog parses input, runs the engine in a worker thread and hands the result to
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import re

@@ -198,6 +198,10 @@ class FakeInteraction:
         self.data: dict[str, Any] = {}
         self.command = None
 
+    async def edit_original_response(self, **kwargs: Any) -> None:
+        assert self.response.is_done(), "edited the original response before responding"
+        self.sent.append(("edit_original", kwargs))
+
     def replies(self) -> list[dict[str, Any]]:
         return [kw for kind, kw in self.sent if kind != "defer"]
 

@@ -161,6 +161,7 @@ def test_passages_and_votes(newsbot, store, make_interaction, answer) -> None:  
     run(cog.record_vote(make_interaction(user_id=77), aid, UP))
     it = make_interaction(user_id=78)
     run(cog.record_vote(it, aid, DOWN))
+    assert it.sent[0] == ("defer", {"ephemeral": True, "thinking": True})  # acknowledged before the write
     assert it.last()["ephemeral"] and "Thanks" in it.last()["content"]
     rows = store.feedback_rows(aid)
     assert {r["user_hash"] for r in rows} == {hash_user_id(77), hash_user_id(78)}
@@ -279,8 +280,9 @@ def test_sources_pages(newsbot, make_interaction) -> None:  # type: ignore[no-un
     assert_safe(kw)
     it = make_interaction()
     run(cog.turn_page(it, 1, None))
-    kind, kw = it.sent[-1]
-    assert kind == "edit_message" and "Page 2 of 3" in kw["embeds"][0].footer.text
+    assert [kind for kind, _ in it.sent] == ["defer", "edit_original"]  # acknowledged before the lookup
+    kw = it.sent[-1][1]
+    assert "Page 2 of 3" in kw["embeds"][0].footer.text
     run(cog.sources.callback(cog, it := make_interaction(), "courier"))
     assert "matching “courier”" in it.last()["embeds"][0].title
     assert "Daily Planet" not in it.last()["embeds"][0].description
