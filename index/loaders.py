@@ -171,6 +171,22 @@ def _fallback_title(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
 
 
+#: Front matter nested deeper than this (``[[[[...``) is refused before YAML parses it.
+MAX_FRONT_MATTER_DEPTH = 64
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in ``text`` (quotes ignored: an upper bound is enough)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def _load_markdown(text: str, rel: str, path: Path) -> tuple[Article | None, CorpusWarning | None]:
     import yaml
 
@@ -180,6 +196,8 @@ def _load_markdown(text: str, rel: str, path: Path) -> tuple[Article | None, Cor
     m = _FRONT_MATTER.match(text)
     if m:
         raw = m.group(1) or ""
+        if _flow_depth(raw) > MAX_FRONT_MATTER_DEPTH:  # PyYAML takes quadratic time, then overflows the stack
+            return None, CorpusWarning(rel, 2, "front matter is nested too deeply to read")
         try:
             loaded = yaml.safe_load(raw) if raw.strip() else {}
         except RecursionError:

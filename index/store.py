@@ -209,7 +209,11 @@ class EmbeddingCache:
                                 "WHERE model=?", (mid, key))
             self.db.execute("DROP TABLE vectors")
         with contextlib.suppress(sqlite3.Error):
+            # The page size can only change by a VACUUM outside WAL mode.
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            self.db.execute("PRAGMA page_size=8192")
             self.db.execute("VACUUM")
+            self.db.execute("PRAGMA journal_mode=WAL")
 
     @staticmethod
     def hash(text: str) -> bytes:
@@ -572,7 +576,7 @@ def build_index(
 
 def _manifest_files(index_dir: Path) -> set[str]:
     """The file names the current manifest points at (none if it cannot be read)."""
-    with contextlib.suppress(OSError, ValueError, AttributeError, json.JSONDecodeError):
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, RecursionError):
         files = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("files", {})
         return {str(v) for v in files.values()}
     return set()
@@ -581,7 +585,7 @@ def _manifest_files(index_dir: Path) -> set[str]:
 def _next_generation(index_dir: Path) -> int:
     """One more than any generation named by the manifest or present on disk."""
     highest = 0
-    with contextlib.suppress(OSError, ValueError, json.JSONDecodeError):
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, RecursionError):
         highest = int(json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("generation", 0))
     for p in index_dir.glob("gen-*"):
         with contextlib.suppress(ValueError):

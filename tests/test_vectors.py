@@ -205,4 +205,5 @@ def test_embedding_cache_migrates_old_layout(tmp_path: Path) -> None:
     got = cache.get_many([b"h" * 16])
     np.testing.assert_array_equal(got[b"h" * 16], v)
     assert not cache.db.execute("SELECT 1 FROM sqlite_master WHERE name='vectors'").fetchone()
+    assert cache.db.execute("PRAGMA page_size").fetchone()[0] == 8192
     cache.close()
