@@ -10,6 +10,7 @@ questions in its own threads, which carry no mention.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -138,6 +139,10 @@ class NewsBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands: %s", len(synced), ", ".join(c.name for c in synced))
+        # The model and index are loaded for good: move them out of the garbage collector's way, so
+        # that a full collection during a burst of questions does not pause the event loop.
+        gc.collect()
+        gc.freeze()
 
     async def refresh_outlets(self) -> None:
         """Cache the outlet names for ``/ask source`` autocomplete (after loading and reloading)."""

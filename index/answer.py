@@ -305,7 +305,8 @@ class Answerer:
                 continue
             dup = next((x for x in chosen if _near_duplicate(cands[x[0]].row.text, c.row.text)), None)
             if dup is not None:
-                if c.row.article != cands[dup[0]].row.article and c.row.article not in dup[1]:
+                if _same_sentence(cands[dup[0]].row.text, c.row.text) and c.row.article != cands[dup[0]].row.article \
+                        and c.row.article not in dup[1]:
                     dup[1].append(c.row.article)
                 continue
             chosen.append((k, []))
@@ -314,7 +315,7 @@ class Answerer:
         for c in cands[:32]:
             for k, extra in chosen:
                 first = cands[k].row
-                if c.row.article != first.article and c.row.article not in extra and _near_duplicate(first.text, c.row.text):
+                if c.row.article != first.article and c.row.article not in extra and _same_sentence(first.text, c.row.text):
                     extra.append(c.row.article)
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
@@ -422,6 +423,16 @@ def _longest_shared_phrase(q_ngrams: set[tuple[str, ...]], sentence: str) -> flo
         if any(tuple(ws[i:i + n]) in q_ngrams for i in range(len(ws) - n + 1)):
             return (n - 1) / 3
     return 1 / 3
+
+
+def _same_sentence(a: str, b: str) -> bool:
+    """The same words in the same order (case, spacing and punctuation aside): a copy, citable to both."""
+    return _stemless_words(a) == _stemless_words(b)
+
+
+@lru_cache(maxsize=1 << 15)
+def _stemless_words(sentence: str) -> tuple[str, ...]:
+    return tuple(words(sentence))
 
 
 def _near_duplicate(a: str, b: str) -> bool:

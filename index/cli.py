@@ -118,7 +118,7 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
     if not loaded.articles:
         log.error("no articles found in %s: add .md, .txt, .jsonl or .html files", settings.corpus_dir)
         return 1
-    if not full and embedder is None and _up_to_date(settings, loaded):
+    if not full and embedder is None and _up_to_date_locked(settings, loaded, wait=wait):
         print(f"index in {settings.index_dir} is up to date: {len(loaded.articles)} articles", file=sys.stderr)
         for w in loaded.warnings:
             print(f"warning: skipped {w}", file=sys.stderr)
@@ -130,6 +130,15 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
     for w in loaded.warnings:
         print(f"warning: skipped {w}", file=sys.stderr)
     return 0
+
+
+def _up_to_date_locked(settings: Settings, loaded: object, *, wait: bool) -> bool:
+    """:func:`_up_to_date`, asked while holding the rebuild lock: a rebuild that is running may be
+    about to change the answer (``--wait`` waits for it; otherwise a clear error)."""
+    from .store import rebuild_lock
+
+    with rebuild_lock(settings.index_dir, wait=wait):
+        return _up_to_date(settings, loaded)
 
 
 def _up_to_date(settings: Settings, loaded: object) -> bool:

@@ -78,17 +78,23 @@ class Engine:
         """Open the index anew after a rebuild. On failure the old index keeps serving."""
         with self._reload_lock:
             snapshot = Snapshot.open(self.settings.index_dir, self.embedder)  # raises, old state intact
-            self._state = self._make_state(snapshot)
+            state = self._make_state(snapshot)
+            info = _info(snapshot)
+            self._state = state
             log.info("index reloaded: generation %s", snapshot.manifest["generation"])
-            return self.info
+            return info
 
     @property
     def info(self) -> dict[str, object]:
-        m = self._state.snapshot.manifest
-        return {
-            "articles": m["counts"]["articles"],
-            "sentences": m["counts"]["sentences"],
-            "built_at": m["built_at"],
-            "model": m["model"]["name"],
-            "generation": m["generation"],
-        }
+        return _info(self._state.snapshot)
+
+
+def _info(snapshot: Snapshot) -> dict[str, object]:
+    m = snapshot.manifest
+    return {
+        "articles": m["counts"]["articles"],
+        "sentences": m["counts"]["sentences"],
+        "built_at": m["built_at"],
+        "model": m["model"]["name"],
+        "generation": m["generation"],
+    }

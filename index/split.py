@@ -11,7 +11,7 @@ _ABBREVIATIONS = frozenset(
     ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "maj", "gov", "sen", "rep", "pres", "supt", "insp", "det", "rev", "fr", "hon", "messrs", "mme", "mlle", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "no", "nos", "vol", "vols", "fig", "figs", "p", "pp", "ed", "eds", "est", "approx", "dept", "univ", "assn", "bros", "co", "corp", "inc", "ltd", "llc", "plc", "vs", "v", "etc", "al", "cf", "ca", "e.g", "i.e", "u.s", "u.k", "u.n", "u.s.a", "e.u", "a.m", "p.m", "d.c", "n.y", "l.a", "u.s.s", "ph.d", "b.a", "m.a", "m.d", "d.c", "ave", "blvd", "rd", "hwy", "jr.", "ret", "mph", "kg", "km", "cm", "mm", "oz", "lb", "lbs", "min", "max", "tel", "ext", "dist"]
 )
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, then white space.
-_BOUNDARY = re.compile(r"([.!?…]+|\.\.\.)([\"'”’»)\]]*)(\s+)")
+_BOUNDARY = re.compile(r"(?<![.!?…])([.!?…]+)([\"'”’»)\]]*)(\s+)")
 _OPENERS = "\"'“‘«(["
 
 

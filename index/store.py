@@ -37,7 +37,7 @@ import numpy as np
 
 from . import __version__
 from .clean import classify
-from .embed import Embedder
+from .embed import Embedder, file_sha256
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from .loaders import LoadResult
 from .records import ArticleInfo, PassageView
@@ -131,7 +131,7 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as e:
         raise IndexMismatchError(
             f"{path} is damaged ({e}): rebuild with `newsbot rebuild --full`"
         ) from e
@@ -141,7 +141,33 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
             f"the index in {index_dir} has schema {found!r}, this newsbot reads schema {SCHEMA_VERSION}: "
             "rebuild with `newsbot rebuild --full`"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexMismatchError(f"{path} is damaged ({problem}): rebuild with `newsbot rebuild --full`")
     return manifest
+
+
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a manifest, if anything."""
+    def ints(d: object, keys: Iterable[str]) -> bool:
+        return isinstance(d, dict) and all(isinstance(d.get(k), int) and not isinstance(d.get(k), bool) for k in keys)
+
+    files = m.get("files")
+    if not isinstance(m.get("generation"), int):
+        return "no generation number"
+    if not (isinstance(files, dict) and all(isinstance(files.get(k), str) and files[k] and "/" not in files[k]
+                                            and not files[k].startswith(".") for k in ("sqlite", "faiss"))):
+        return "no valid file names"
+    if not ints(m.get("sizes"), ("sqlite", "faiss")):
+        return "no file sizes"
+    if not ints(m.get("counts"), ("articles", "sentences", "vectors")):
+        return "no counts"
+    if not isinstance(m.get("model"), dict) or not isinstance(m.get("built_at"), str):
+        return "no model or build time"
+    sha = m.get("sha256")
+    if sha is not None and not (isinstance(sha, dict) and all(isinstance(sha.get(k), str) for k in ("sqlite", "faiss"))):
+        return "bad file hashes"
+    return None
 
 
 def corpus_fingerprint(fingerprints: Iterable[str]) -> str:
@@ -394,15 +420,29 @@ def build_index(
 
         wanted = {a.id: a for a in loaded.articles}
         if previous is not None:
-            src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
-            dst = sqlite3.connect(tmp_db)
-            src.backup(dst)
-            src.close()
-            spec = _index_spec(previous)
-            vectors = vec.load(index_dir / previous["files"]["faiss"], spec)
-        else:
+            try:
+                src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
+                dst = sqlite3.connect(tmp_db)
+                src.backup(dst)
+                src.close()
+                if dst.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    raise sqlite3.DatabaseError("the database fails its integrity check")
+                spec = _index_spec(previous)
+                vectors = vec.load(index_dir / previous["files"]["faiss"], spec)
+            except (sqlite3.Error, VectorIndexError, IndexMismatchError, RuntimeError, OSError) as e:
+                log.warning("cannot update the existing index (%s); building from scratch", e)
+                with contextlib.suppress(Exception):
+                    dst.close()
+                tmp_db.unlink(missing_ok=True)
+                previous = None
+                report.full = True
+        if previous is None:
             dst = sqlite3.connect(tmp_db)
             dst.executescript(_SCHEMA)
+            # Sentence ids never repeat across generations, so an id kept by a client (a button on
+            # an old answer) can never point at another sentence after a full rebuild.
+            dst.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('sentences', ?)", (generation << 32,))
+            dst.commit()
             spec = None
             vectors = None
         step("opened")
@@ -556,6 +596,10 @@ def build_index(
                 "sqlite": (index_dir / db_name).stat().st_size,
                 "faiss": (index_dir / faiss_name).stat().st_size,
             },
+            "sha256": {
+                "sqlite": file_sha256(index_dir / db_name),
+                "faiss": file_sha256(index_dir / faiss_name),
+            },
             "model": {"name": embedder.name, "sha256": embedder.fingerprint, "dimension": embedder.dimension},
             "metric": "cosine (inner product of unit vectors)",
             "index_type": spec.kind,
@@ -664,8 +708,9 @@ class Snapshot:
     # -- loading ------------------------------------------------------------------------------
 
     @staticmethod
-    def verify_files(index_dir: Path, manifest: dict[str, Any]) -> None:
-        """Cheap checks that the files the manifest names are there and whole."""
+    def verify_files(index_dir: Path, manifest: dict[str, Any], *, check_hash: bool = False) -> None:
+        """Checks that the files the manifest names are there and whole (sizes; with
+        ``check_hash``, their sha256 too: what loading an index does)."""
         try:
             files = manifest["files"]
             sizes = manifest["sizes"]
@@ -680,6 +725,11 @@ class Snapshot:
                         f"{path} is {path.stat().st_size} bytes but the manifest says {sizes[kind]}: "
                         "the file is damaged or was changed; rebuild with `newsbot rebuild --full`"
                     )
+                if check_hash and "sha256" in manifest and file_sha256(path) != manifest["sha256"][kind]:
+                    raise IndexMismatchError(
+                        f"{path} does not match the sha256 in the manifest: the file is damaged or was "
+                        "changed; rebuild with `newsbot rebuild --full`"
+                    )
         except (KeyError, TypeError) as e:
             raise IndexMismatchError(
                 f"{index_dir / MANIFEST} lacks {e}: rebuild with `newsbot rebuild --full`"
@@ -693,7 +743,7 @@ class Snapshot:
         manifest = read_manifest(index_dir)
         if embedder is not None:
             _check_model(manifest, embedder)
-        cls.verify_files(index_dir, manifest)
+        cls.verify_files(index_dir, manifest, check_hash=True)
         db_path = index_dir / manifest["files"]["sqlite"]
         try:
             db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
