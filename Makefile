@@ -47,7 +47,7 @@ eval: install
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/eval_newsdev.py
 
 bench: install
-	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench.py
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

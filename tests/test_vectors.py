@@ -47,7 +47,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return ids, x, q, truth
 
 
-# At this size every cell can be probed, so IVF reaches exact search's recall; lossy storage less.
+# Exact kinds reach exact search's recall up to the storage's loss; lossy storage less.
 MIN_RECALL = {"f32": 0.99, "f16": 0.98, "sq8": 0.9, "pq": 0.3}
 
 
@@ -63,7 +63,8 @@ def test_search_matches_exact(kind: str, storage: str, data, tmp_path: Path) -> 
     index, built = vec.build(spec, ids, x, D)
     assert index.ntotal == len(ids)
     _, found = vec.search(index, q, 10)
-    assert vec.recall_at_k(found, truth) >= MIN_RECALL[storage]
+    # IVF probes only the cells its own check needed for recall 0.97 on stored vectors.
+    assert vec.recall_at_k(found, truth) >= (min(MIN_RECALL[storage], 0.95) if kind == "ivf" else MIN_RECALL[storage])
     if kind == "ivf" and storage in ("f32", "f16"):
         assert built.nprobe >= 1 and built.recall_at_10 is not None and built.recall_at_10 >= 0.9
     # Round trip through a file, with the search parameters re-applied from the spec.
