@@ -43,7 +43,7 @@ The festival committee said the harbour fireworks would go ahead even if it rain
 """
 
 
-def _long_sentence(n: int, length: int = 3500) -> str:
+def _long_sentence(n: int, length: int = 4500) -> str:
     clause = (
         f"the Tideway barrier inquiry concluded in report {n} that the flood gates had been "
         "poorly maintained for years, that inspections of the flood gates were skipped, and that the "
@@ -56,7 +56,7 @@ def _long_sentence(n: int, length: int = 3500) -> str:
 
 
 def long_article(n: int) -> str:
-    """One sentence of about 3,500 characters: three such quotes overflow an embed's 4,096."""
+    """One sentence of about 4,500 characters: alone it overflows an embed's 4,096."""
     return f"""---
 id: tideway-{n}
 title: Tideway barrier inquiry findings, part {n}

@@ -152,7 +152,7 @@ def test_an_answer_longer_than_the_limits_is_trimmed_not_rejected(fake: FakeDisc
     [embed] = reply["embeds"]
     description = embed["description"]
     assert_within_limits(reply)
-    assert "Tideway" in description and "…" in description  # the ~3,500-character quote was cut
+    assert "Tideway" in description and "…" in description  # the ~4,500-character quote was cut
     assert "**Sources**" in description and "**[1]**" in description  # the sources survive the cut
     assert_quiet(reply)
     # The passage around that sentence is as long: trimmed the same way.
