@@ -25,6 +25,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+#: The longest a user waits for an answer before the bot apologises (an answer takes well under 1 s).
+ANSWER_TIMEOUT_S = 60.0
+
+
 def default_answer_threads() -> int:
     """Threads for engine questions: one per core, between 1 and 4."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -33,13 +37,19 @@ def default_answer_threads() -> int:
 class Workers:
     """Two thread pools; threads start on first use, so constructing one is cheap."""
 
-    def __init__(self, answer_threads: int | None = None, lookup_threads: int = 2) -> None:
+    def __init__(self, answer_threads: int | None = None, lookup_threads: int = 2,
+                 answer_timeout: float = ANSWER_TIMEOUT_S) -> None:
         self._answer = ThreadPoolExecutor(answer_threads or default_answer_threads(), thread_name_prefix="newsbot-answer")
         self._lookup = ThreadPoolExecutor(lookup_threads, thread_name_prefix="newsbot-lookup")
+        self.answer_timeout = answer_timeout
 
     async def answer(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a heavy engine call (``ask``, ``reload``) in the answer pool."""
-        return await self._run(self._answer, fn, *args, **kwargs)
+        """Run a heavy engine call (``ask``, ``reload``) in the answer pool.
+
+        Raises TimeoutError after ``answer_timeout`` seconds (queueing included), so that a stuck
+        engine becomes an apology to the user instead of a "thinking…" that never ends.
+        """
+        return await asyncio.wait_for(self._run(self._answer, fn, *args, **kwargs), self.answer_timeout)
 
     async def lookup(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a quick blocking call (index lookups, the feedback store) in the lookup pool."""

@@ -57,3 +57,18 @@ def test_arguments_context_and_errors_pass_through() -> None:
             workers.shutdown()
 
     assert asyncio.run(main()) == (3, "request-42")
+
+
+def test_a_stuck_engine_call_times_out_instead_of_hanging() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        workers = Workers(answer_threads=1, answer_timeout=0.2)
+        try:
+            with pytest.raises(TimeoutError):
+                await workers.answer(release.wait, 10)
+        finally:
+            release.set()
+            workers.shutdown()
+
+    asyncio.run(main())
