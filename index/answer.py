@@ -256,9 +256,7 @@ class Answerer:
     def rank(self, cands: list[Candidate], qf: np.ndarray) -> Ranked:
         """Score, sort, and compute the confidence that the articles answer the question."""
         if not cands:
-            qf = qf.copy()
-            z = self.model.conf @ qf + self.model.conf_bias
-            return Ranked([], float(1 / (1 + math.exp(-z))) * 0.0, qf)
+            return Ranked([], 0.0, qf)  # nothing retrieved: nothing to be confident about
         zs = np.vstack([c.features for c in cands]) @ self.model.rank
         for c, z in zip(cands, zs):
             c.z = float(z)
