@@ -329,14 +329,20 @@ class Gateway:
     def _token_ok(self, token: Any) -> bool:
         return token in (self.core.token, f"Bot {self.core.token}")
 
-    async def _identify(self, conn: Connection, data: JSON) -> None:
+    async def _may_authenticate(self, conn: Connection, data: JSON) -> bool:
+        """IDENTIFY and RESUME alike: refuse (and close) a second login or a wrong token."""
         if conn.session is not None:
             self._gateway_reject(conn, C.CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
             await self._close(conn, C.CLOSE_ALREADY_AUTHENTICATED, "server")
-            return
+            return False
         if not self._token_ok(data.get("token")):
             self._gateway_reject(conn, C.CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
             await self._close(conn, C.CLOSE_AUTHENTICATION_FAILED, "server")
+            return False
+        return True
+
+    async def _identify(self, conn: Connection, data: JSON) -> None:
+        if not await self._may_authenticate(conn, data):
             return
         intents = data.get("intents")
         if not isinstance(intents, int) or intents < 0 or intents >= 1 << 26:
@@ -392,13 +398,7 @@ class Gateway:
         self.core.notify()
 
     async def _resume(self, conn: Connection, data: JSON) -> None:
-        if conn.session is not None:
-            self._gateway_reject(conn, C.CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-            await self._close(conn, C.CLOSE_ALREADY_AUTHENTICATED, "server")
-            return
-        if not self._token_ok(data.get("token")):
-            self._gateway_reject(conn, C.CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
-            await self._close(conn, C.CLOSE_AUTHENTICATION_FAILED, "server")
+        if not await self._may_authenticate(conn, data):
             return
         session = self.sessions.get(str(data.get("session_id")))
         if session is None or session not in self.live_sessions():
