@@ -1,9 +1,12 @@
 """From a question to a cited answer: hybrid retrieval, sentence scoring, choice and citation.
 
-1. Dense (FAISS, cosine) and lexical (SQLite FTS5, BM25) candidates are pooled.
-2. Each candidate sentence gets features: its cosine, its normalised BM25, the cosine and term
-   coverage of its neighbourhood (the sentences around it), and whether it adds words the question
-   does not already contain (an answer must say something new).
+1. Dense (FAISS, cosine) and lexical (SQLite FTS5, BM25) candidates are pooled. The full-text
+   search runs in a thread while the question is encoded, and is capped by the number of
+   sentences its terms match, so it stays cheap on a large archive.
+2. Every pooled sentence gets the cheap features (cosine, BM25, coverage of the question's terms);
+   the best 32 by those get the rest: the cosine and term coverage of the neighbourhood (the
+   sentences around it), whether it adds words the question does not already contain (an answer
+   must say something new), the answer type, shared phrases.
 3. A logistic model turns the features into the probability that the sentence answers the
    question; the best one's probability is the answer's confidence. Below the threshold the engine
    declines.
@@ -21,6 +24,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,11 +36,18 @@ from .embed import Embedder
 from .errors import ConfigError, QuestionError
 from .records import Answer, Citation, Quote
 from .store import SentenceRow, Snapshot
-from .terms import STOPWORDS, TermStats, canon, raw_words, stem, terms, words
+from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = Path(__file__).with_name("answer_model.json")
+
+#: The most sentences a question's full-text search may match (see Answerer.lexical_terms).
+LEXICAL_POSTINGS = 4000
+
+#: Threads for the full-text searches that overlap question encoding (SQLite and the models
+#: release the GIL). Shared by every snapshot's Answerer, so a reload starts no threads.
+_LEXICAL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="newsbot-fts")
 
 
 def fts_query(terms: Sequence[str]) -> str:
@@ -133,13 +144,15 @@ class Answerer:
     """Answers questions from one :class:`Snapshot` with one :class:`Embedder`."""
 
     def __init__(self, snapshot: Snapshot, embedder: Embedder, model: AnswerModel | None = None,
-                 *, threshold: float | None = None, k_dense: int = 64, k_lexical: int = 64) -> None:
+                 *, threshold: float | None = None, k_dense: int = 64, k_lexical: int = 64,
+                 prerank: int = 32) -> None:
         self.snap = snapshot
         self.embedder = embedder
         self.model = model or AnswerModel.load()
         self.threshold = self.model.threshold if threshold is None else threshold
         self.k_dense = k_dense
         self.k_lexical = k_lexical
+        self.prerank = prerank
 
     @property
     def stats(self) -> TermStats:
@@ -165,14 +178,45 @@ class Answerer:
         return out
 
     def lexical_terms(self, qterms: Sequence[str], limit: int = 6) -> list[str]:
-        """The question's terms worth a BM25 search: the rarest ones, none that is in most sentences."""
+        """The question's terms worth a BM25 search: the rarest ones, none that is in most sentences.
+
+        FTS5 scores every sentence that matches (about 3 us each here), so the terms' sentences are
+        capped at :data:`LEXICAL_POSTINGS` in all: on a large archive the common words of a question
+        would cost far more than they add to what the rare ones find.
+        """
         df = self.stats.df
         cap = max(0.2 * self.stats.n, 50)
-        ranked = sorted((t for t in qterms if 0 < df.get(t, 0) <= cap), key=lambda t: df.get(t, 0))
-        return ranked[:limit]
+        chosen: list[str] = []
+        total = 0
+        for t in sorted((t for t in qterms if 0 < df.get(t, 0) <= cap), key=lambda t: df.get(t, 0)):
+            if len(chosen) == limit or (chosen and total + df[t] > LEXICAL_POSTINGS):
+                break
+            chosen.append(t)
+            total += df[t]
+        return chosen
 
-    def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters()) -> tuple[list[Candidate], np.ndarray]:
-        """Pooled dense and lexical candidates with their features, and the question's features."""
+    def _pool_sizes(self, filters: Filters) -> tuple[int, int, set[int] | None]:
+        allowed = self._allowed_articles(filters)
+        if allowed is not None:
+            return max(self.k_dense * 16, 1024), max(self.k_lexical * 16, 1024), allowed
+        return self.k_dense, self.k_lexical, None
+
+    def lexical(self, question: str, filters: Filters = Filters()) -> list[tuple[int, float]]:
+        """The question's BM25 candidates (sentence id, score): needs no embedding, so
+        :meth:`answer` runs it in a thread while the question is encoded."""
+        match = fts_query(self.lexical_terms(terms(question)))
+        return self.snap.lexical(match, self._pool_sizes(filters)[1]) if match else []
+
+    def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters(),
+                   lexical: Future[list[tuple[int, float]]] | None = None) -> tuple[list[Candidate], np.ndarray]:
+        """Pooled dense and lexical candidates with their features, and the question's features.
+
+        Two stages: every pooled sentence gets the cheap features (cosine, BM25, coverage of the
+        question's terms); only the :attr:`prerank` best by cosine plus half the coverage get the
+        rest (neighbourhood, novelty, answer type, shared phrases), which cost a look-up or a
+        tokenisation each. The pre-ranking keeps the full ranking's choice for about 98% of the
+        news-dev questions (scripts/fit_weights.py fits on what it keeps).
+        """
         stats = self.stats
         qterms = terms(question)
         # Weights by synonym group: "halted" in a sentence counts for "stopped" in the question.
@@ -180,14 +224,12 @@ class Answerer:
         for t in qterms:
             qweights[canon(t)] = max(qweights.get(canon(t), 0.0), stats.idf(t))
         idf_total = sum(qweights.values()) or 1.0
-        match = fts_query(self.lexical_terms(qterms))
-        allowed = self._allowed_articles(filters)
-        k_d, k_l = self.k_dense, self.k_lexical
-        if allowed is not None:
-            k_d = k_l = max(self.k_dense * 16, 1024)
+        # A sentence's stored terms, looked up directly: each maps to the question's synonym key.
+        q_key = {m: c for c in qweights for m in members(c)}
+        k_d, _, allowed = self._pool_sizes(filters)
         dense = self.snap.dense(qvec, k_d)
-        lexical = self.snap.lexical(match, k_l) if match else []
-        ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
+        lex = lexical.result() if lexical is not None else self.lexical(question, filters)
+        ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lex]))
         rows = self.snap.sentences(ids)
         ids = [i for i in ids if i in rows and (allowed is None or rows[i].article in allowed)]
         if allowed is not None:
@@ -201,56 +243,65 @@ class Answerer:
         if need:
             for i, v in zip(need, self.snap.reconstruct(need) @ qvec):
                 cos_of[i] = float(v)
-        cand_rows = [rows[i] for i in ids]
+
+        # Stage 1, every pooled sentence: cosine, BM25 (distinct terms, tf = 1) and coverage.
+        pool = [rows[i] for i in ids]
+        cos_all = np.array([cos_of[r.id] for r in pool])
+        matched = []
+        bm25_all = np.zeros(len(pool))
+        cov_all = np.zeros(len(pool))
+        for k, r in enumerate(pool):
+            s_terms = r.terms.split()
+            m = {q_key[t] for t in s_terms if t in q_key}
+            w = sum(qweights[c] for c in m)
+            matched.append(m)
+            bm25_all[k] = w * stats.tf_part(len(s_terms))
+            cov_all[k] = w / idf_total
+        by_article: dict[int, list[float]] = {}
+        for r, c in zip(pool, cos_all):
+            by_article.setdefault(r.article, []).append(float(c))
+        most = max(len(v) for v in by_article.values())
+        keep = np.argsort(-(cos_all + 0.5 * cov_all), kind="stable")[: self.prerank]
+
+        # Stage 2, the kept sentences: their neighbourhoods and the costlier features.
+        cand_rows = [pool[k] for k in keep]
         neigh = self.snap.neighbours(cand_rows, window=1)
         n_ids = [r.id for r in neigh.values() if r.id not in cos_of]
         if n_ids:
             for i, v in zip(n_ids, self.snap.reconstruct(n_ids) @ qvec):
                 cos_of[i] = float(v)
-
         qword_set = {stem(w) for w in words(question)}
         qwords = [stem(w) for w in words(question)]
         q_ngrams = {tuple(qwords[i:i + n]) for n in (2, 3, 4) for i in range(len(qwords) - n + 1)}
         qtype = _question_type(question)
-        n = len(cand_rows)
-        f = np.zeros((n, len(RANK_FEATURES)), dtype=np.float64)
-        cos = np.array([cos_of[r.id] for r in cand_rows])
-        bm25_raw = np.zeros(n)
-        for k, r in enumerate(cand_rows):
-            s_terms = [canon(t) for t in r.terms.split()]
-            bm25_raw[k] = stats.bm25(qweights, s_terms, len(s_terms))
+        f = np.zeros((len(cand_rows), len(RANK_FEATURES)), dtype=np.float64)
+        f[:, 0] = cos = cos_all[keep]
+        f[:, 1] = bm25_all[keep] / max(bm25_all.max(), 1e-9)
+        f[:, 3] = cov_all[keep]
+        f[:, 16] = cos - cos_all.max()
+        for k, (r, pk) in enumerate(zip(cand_rows, keep)):
             around = [a for a in (neigh.get((r.article, r.idx - 1)), neigh.get((r.article, r.idx + 1))) if a]
-            s_set = set(s_terms)
-            ctx_set = set(s_set)
+            ctx = set(matched[pk])
             for a in around:
-                ctx_set.update(canon(t) for t in a.terms.split())
+                ctx.update(q_key[t] for t in a.terms.split() if t in q_key)
             novelty, answer_type, ents, has_num = _novelty(r.text, qword_set, qtype)
             f[k, 2] = max([cos_of.get(a.id, -1.0) for a in around] + [cos[k]])
-            f[k, 3] = sum(v for t, v in qweights.items() if t in s_set) / idf_total
-            f[k, 4] = sum(v for t, v in qweights.items() if t in ctx_set) / idf_total
+            f[k, 4] = sum(qweights[c] for c in ctx) / idf_total
             f[k, 5] = novelty
             f[k, 6] = answer_type
             f[k, 7] = 1.0 if r.text.rstrip("\"'”’ )").endswith("?") else 0.0
             f[k, 8] = 1.0 if len(r.text.split()) < 6 else 0.0
+            arts = sorted(by_article[r.article], reverse=True)
+            f[k, 9] = arts[0]
+            f[k, 10] = len(arts) / most
+            f[k, 11] = sum(arts[:3]) / len(arts[:3])
             f[k, 12] = ents
             f[k, 13] = has_num if qtype == "number" else 0.0
             f[k, 14] = ents if qtype == "name" else 0.0
             f[k, 15] = 1.0 / (1.0 + r.idx)
             f[k, 17] = _longest_shared_phrase(q_ngrams, r.text)
-        f[:, 0] = cos
-        f[:, 1] = bm25_raw / max(bm25_raw.max(), 1e-9)
-        by_article: dict[int, list[float]] = {}
-        for r, c in zip(cand_rows, cos):
-            by_article.setdefault(r.article, []).append(float(c))
-        most = max(len(v) for v in by_article.values())
-        for k, r in enumerate(cand_rows):
-            arts = sorted(by_article[r.article], reverse=True)
-            f[k, 9] = arts[0]
-            f[k, 10] = len(arts) / most
-            f[k, 11] = sum(arts[:3]) / len(arts[:3])
-        f[:, 16] = cos - cos.max()
         cands = [Candidate(r, f[k]) for k, r in enumerate(cand_rows)]
-        qf = np.array([0.0, 0.0, f[:, 3].max(), f[:, 4].max(), cos.max(), q_unknown_names])
+        qf = np.array([0.0, 0.0, cov_all.max(), f[:, 4].max(), cos_all.max(), q_unknown_names])
         return cands, qf
 
     def rank(self, cands: list[Candidate], qf: np.ndarray) -> Ranked:
@@ -272,9 +323,15 @@ class Answerer:
     def answer(self, question: str, *, filters: Filters = Filters(), max_chars: int = 500) -> Answer:
         q = clean_question(question, max_chars)
         t0 = time.perf_counter()
-        qvec = self.embedder.encode([q])[0]
+        # The full-text search needs no vector: it runs on the other core while the question is encoded.
+        lexical = _LEXICAL_POOL.submit(self.lexical, q, filters)
+        try:
+            qvec = self.embedder.encode([q])[0]
+        except BaseException:
+            lexical.cancel()
+            raise
         t1 = time.perf_counter()
-        ranked = self.rank(*self.candidates(q, qvec, filters))
+        ranked = self.rank(*self.candidates(q, qvec, filters, lexical))
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
         if not ranked.candidates or ranked.confidence < self.threshold:
@@ -377,7 +434,9 @@ def _content_tokens(sentence: str) -> tuple[tuple[str, str, bool, bool], ...]:
 
 
 _HAS_DIGIT = re.compile(r"\d").search
-_NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
+_NUMBER_WORDS = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|billions?|dozens?)\b", re.I
+)
 
 
 def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float, float, float]:

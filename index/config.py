@@ -88,6 +88,7 @@ class Settings:
     max_question_chars: int = field(
         default=500, metadata={"env": "NEWSBOT_MAX_QUESTION_CHARS", "parse": int}
     )
+    nprobe: int | None = field(default=None, metadata={"env": "NEWSBOT_NPROBE", "parse": _opt_int})
     log_level: str = field(default="INFO", metadata={"env": "NEWSBOT_LOG_LEVEL", "parse": str})
     # Discord
     discord_token: Secret = field(
@@ -151,5 +152,7 @@ class Settings:
             )
         if self.max_question_chars < 1:
             raise ConfigError("NEWSBOT_MAX_QUESTION_CHARS must be at least 1")
+        if self.nprobe is not None and self.nprobe < 1:
+            raise ConfigError("NEWSBOT_NPROBE must be at least 1 (or empty: the value the rebuild tuned)")
         if self.cooldown_seconds < 0:
             raise ConfigError("NEWSBOT_COOLDOWN_SECONDS must not be negative")

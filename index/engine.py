@@ -49,7 +49,7 @@ class Engine:
         """Load the model (unless given) and the index; raises a NewsbotError that says how to fix it."""
         if embedder is None:
             embedder = load_embedder(settings)
-        snapshot = Snapshot.open(settings.index_dir, embedder)
+        snapshot = Snapshot.open(settings.index_dir, embedder, nprobe=settings.nprobe)
         log.info("index loaded: %s articles, %s sentences (generation %s)",
                  snapshot.manifest["counts"]["articles"], snapshot.manifest["counts"]["sentences"],
                  snapshot.manifest["generation"])
@@ -77,7 +77,8 @@ class Engine:
     def reload(self) -> dict[str, object]:
         """Open the index anew after a rebuild. On failure the old index keeps serving."""
         with self._reload_lock:
-            snapshot = Snapshot.open(self.settings.index_dir, self.embedder)  # raises, old state intact
+            snapshot = Snapshot.open(self.settings.index_dir, self.embedder,  # raises, old state intact
+                                     nprobe=self.settings.nprobe)
             state = self._make_state(snapshot)
             info = _info(snapshot)
             self._state = state

@@ -687,6 +687,10 @@ class ArticleRow:
     published: str | None
 
 
+#: The read connection's SQLite page cache, in KiB.
+READ_CACHE_KIB = 131072
+
+
 class Snapshot:
     """One generation of the index, loaded and checked: immutable, safe to share between threads.
 
@@ -736,8 +740,12 @@ class Snapshot:
             ) from e
 
     @classmethod
-    def open(cls, index_dir: Path, embedder: Embedder | None = None) -> Snapshot:
-        """Load the current generation and check it against its manifest (and the model)."""
+    def open(cls, index_dir: Path, embedder: Embedder | None = None, *, nprobe: int | None = None) -> Snapshot:
+        """Load the current generation and check it against its manifest (and the model).
+
+        ``nprobe`` overrides the IVF cells searched per question (NEWSBOT_NPROBE): the rebuild tunes
+        it on stored vectors, which is stricter than real questions (docs/BENCHMARKS.md).
+        """
         from . import vectors as vec
 
         manifest = read_manifest(index_dir)
@@ -747,6 +755,9 @@ class Snapshot:
         db_path = index_dir / manifest["files"]["sqlite"]
         try:
             db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+            # A page cache big enough for a large archive's hot full-text pages (it fills only with
+            # use): the default 2 MiB makes every question re-read them.
+            db.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
             ok = db.execute("PRAGMA quick_check").fetchone()[0]
             if ok != "ok":
                 raise sqlite3.DatabaseError(ok)
@@ -774,6 +785,8 @@ class Snapshot:
                 f"the index holds {vectors.d}-dimensional vectors, the model makes {embedder.dimension}: "
                 "rebuild with `newsbot rebuild --full`"
             )
+        if nprobe and _index_spec(manifest).kind == "ivf":
+            vec.set_nprobe(vectors, nprobe)
         return cls(index_dir, manifest, vectors, db)
 
     def close(self) -> None:

@@ -56,9 +56,19 @@ for _group in _SYNONYM_GROUPS:
         SYNONYMS.setdefault(_w, _words[0])
 
 
+_MEMBERS: dict[str, set[str]] = {}
+for _w, _head in SYNONYMS.items():
+    _MEMBERS.setdefault(_head, set()).add(_w)
+
+
 def canon(term: str) -> str:
     """The representative of a term's synonym group (the term itself when it has none)."""
     return SYNONYMS.get(term, term)
+
+
+def members(key: str) -> frozenset[str]:
+    """Every term whose :func:`canon` is ``key``: the reverse of the synonym map."""
+    return frozenset(_MEMBERS.get(key, ())) | {key}
 
 
 BM25_K1 = 1.2
@@ -111,11 +121,13 @@ class TermStats:
     def idf(self, term: str) -> float:
         return idf(self.df.get(term, 0), self.n)
 
+    def tf_part(self, length: int) -> float:
+        """BM25's term-frequency factor for a term that occurs once in a sentence of ``length`` terms."""
+        return (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * length / self.avg_terms))
+
     def bm25(self, query: dict[str, float], sentence_terms: Iterable[str], length: int) -> float:
         """BM25 of a sentence (its distinct terms, tf = 1) for query terms weighted by IDF."""
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.avg_terms)
-        tf_part = (BM25_K1 + 1) / (1 + norm)
-        return sum(query[t] for t in sentence_terms if t in query) * tf_part
+        return sum(query[t] for t in sentence_terms if t in query) * self.tf_part(length)
 
     @classmethod
     def load(cls, db: sqlite3.Connection) -> TermStats:

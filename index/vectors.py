@@ -308,6 +308,14 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return index.search(q, k)
 
 
+def set_nprobe(index: Any, nprobe: int) -> None:
+    """Search ``nprobe`` cells of an IVF index per query (capped at its cell count)."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = max(1, min(int(nprobe), ivf.nlist))
+
+
 def apply_search_params(index: Any, spec: IndexSpec) -> None:
     """Set the query-time knobs the manifest records (not all are stored in the FAISS file)."""
     import faiss

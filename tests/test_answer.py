@@ -111,3 +111,41 @@ def test_reload_keeps_serving_when_the_new_index_is_broken(engine: Engine, tmp_p
     with pytest.raises(NewsbotError, match="damaged"):
         engine.reload()
     assert engine.ask("Which bakery won the national bread award?").quotes[0].text == before
+
+
+def test_lexical_search_is_capped_by_the_sentences_it_matches(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full-text search takes the question's rarest terms first and stops before their
+    sentences exceed the cap, but always keeps the rarest one."""
+    import index.answer as answer_mod
+
+    a = engine._state.answerer
+    monkeypatch.setattr(a.stats, "df", {"rare": 2, "mid": 5, "common": 9, "absent": 0})
+    monkeypatch.setattr(a.stats, "n", 1000)
+    monkeypatch.setattr(answer_mod, "LEXICAL_POSTINGS", 7)
+    assert a.lexical_terms(["common", "mid", "rare", "absent"]) == ["rare", "mid"]
+    monkeypatch.setattr(answer_mod, "LEXICAL_POSTINGS", 1)
+    assert a.lexical_terms(["common", "mid", "rare"]) == ["rare"]
+    monkeypatch.setattr(answer_mod, "LEXICAL_POSTINGS", 100)
+    assert a.lexical_terms(["common", "mid", "rare"], limit=2) == ["rare", "mid"]
+
+
+def test_only_the_preranked_candidates_get_full_features(engine: Engine) -> None:
+    """Every pooled sentence is pre-ranked; only the best ``prerank`` are scored in full, and the
+    answer (the lexical search run in a thread) is the same as the synchronous path's."""
+    a = engine._state.answerer
+    q = "Which bakery won the national bread award?"
+    qvec = a.embedder.encode([q])[0]
+    full, _ = a.candidates(q, qvec)
+    assert len(full) > 2
+    a.prerank = 2
+    try:
+        cut, _ = a.candidates(q, qvec)
+        assert len(cut) == 2
+        # The two kept are the pool's best by the pre-ranking score (cosine plus half the coverage).
+        pre = sorted(full, key=lambda c: -(c.features[0] + 0.5 * c.features[3]))[:2]
+        assert [c.row.id for c in cut] == [c.row.id for c in pre]
+    finally:
+        a.prerank = 32
+    ans = engine.ask(q)
+    ranked = a.rank(*a.candidates(q, qvec))
+    assert ans.quotes[0].sentence_id == ranked.candidates[0].row.id

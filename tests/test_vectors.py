@@ -208,3 +208,25 @@ def test_embedding_cache_migrates_old_layout(tmp_path: Path) -> None:
     assert not cache.db.execute("SELECT 1 FROM sqlite_master WHERE name='vectors'").fetchone()
     assert cache.db.execute("PRAGMA page_size").fetchone()[0] == 8192
     cache.close()
+
+
+def test_nprobe_setting_overrides_the_tuned_value(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    """NEWSBOT_NPROBE sets the cells searched at load time (capped at the cell count); the manifest's
+    tuned value applies without it. A value below 1 is refused with the setting's name."""
+    import faiss
+    import pytest
+
+    from index.config import Settings
+    from index.errors import ConfigError
+
+    corpus = _corpus(tmp_path / "c", 400)
+    build_index(tmp_path / "ix", load_corpus(corpus), hashing_embedder,
+                vector_options=vec.VectorOptions(kind="ivf", storage="f16", nprobe=3))
+    nlist = read_manifest(tmp_path / "ix")["index"]["nlist"]
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix").vectors).nprobe == 3
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=2).vectors).nprobe == 2
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=10**6).vectors).nprobe == nlist
+    s = Settings.from_env({"NEWSBOT_NPROBE": "5"}, index_dir=tmp_path / "ix")
+    assert s.nprobe == 5
+    with pytest.raises(ConfigError, match="NEWSBOT_NPROBE"):
+        Settings.from_env({"NEWSBOT_NPROBE": "0"})
