@@ -84,7 +84,11 @@ RANK_FEATURES = (
 #: Features of a question's best candidate, for the confidence (does the corpus answer this at all?).
 # (No feature here may depend on the corpus's size: "does the corpus know this word?" is a strong
 # signal on a large corpus and noise on a small one, so only names the corpus never mentions count.)
-CONFIDENCE_FEATURES = ("z_top", "cos_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names")
+# "numbers_missing": the question names a number (a year, an amount, a count) that the best
+# candidate's article never mentions, so that article is about another year's or another figure's
+# event. Article-level, so it means the same on a corpus of any size.
+CONFIDENCE_FEATURES = ("z_top", "cos_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names",
+                       "numbers_missing")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Candidate:
     row: SentenceRow
     features: np.ndarray
     z: float = 0.0  # ranking score (logit)
+    numbers_missing: float = 0.0  # 1 when the question has a number this sentence's article lacks
 
 
 @dataclass
@@ -237,7 +242,7 @@ class Answerer:
         q_names = {stem(w.lower()) for k, w in enumerate(raw_words(question)) if k > 0 and w[:1].isupper()}
         q_unknown_names = min(sum(1 for t in q_names if stats.df.get(t, 0) == 0), 3)
         if not ids:
-            return [], np.array([0, 0, 0, 0, 0, q_unknown_names], dtype=np.float64)
+            return [], np.array([0, 0, 0, 0, 0, q_unknown_names, 0], dtype=np.float64)
         cos_of = dict(dense)
         need = [i for i in ids if i not in cos_of]
         if need:
@@ -300,8 +305,13 @@ class Answerer:
             f[k, 14] = ents if qtype == "name" else 0.0
             f[k, 15] = 1.0 / (1.0 + r.idx)
             f[k, 17] = _longest_shared_phrase(q_ngrams, r.text)
-        cands = [Candidate(r, f[k]) for k, r in enumerate(cand_rows)]
-        qf = np.array([0.0, 0.0, cov_all.max(), f[:, 4].max(), cos_all.max(), q_unknown_names])
+        # Numbers (years, amounts, counts) are looked up in whole articles (FTS), only when the question has any.
+        q_numbers = [t for t in qterms if any(ch.isdigit() for ch in t)]
+        with_numbers = self.snap.articles_mentioning({r.article for r in cand_rows}, q_numbers) if q_numbers else set()
+        cands = [Candidate(r, f[k], numbers_missing=float(bool(q_numbers) and r.article not in with_numbers))
+                 for k, r in enumerate(cand_rows)]
+        # z_top, cos_top and numbers_missing come from the best candidate, once ranked (rank()).
+        qf = np.array([0.0, 0.0, cov_all.max(), f[:, 4].max(), cos_all.max(), q_unknown_names, 0.0])
         return cands, qf
 
     def rank(self, cands: list[Candidate], qf: np.ndarray) -> Ranked:
@@ -315,6 +325,7 @@ class Answerer:
         qf = qf.copy()
         qf[0] = cands[0].z
         qf[1] = cands[0].features[0]
+        qf[6] = cands[0].numbers_missing
         zc = float(self.model.conf @ qf + self.model.conf_bias)
         return Ranked(cands, 1.0 / (1.0 + math.exp(-zc)), qf)
 

@@ -857,6 +857,23 @@ class Snapshot:
             ).fetchall()
         return {r[0]: SentenceRow(*r) for r in rows}
 
+    def articles_mentioning(self, article_ids: Iterable[int], words: Sequence[str]) -> set[int]:
+        """Those of the given articles that contain every one of ``words`` (plain words, no FTS syntax)
+        somewhere in their text: an FTS look-up per word, so no article text is read."""
+        found = set(article_ids)
+        for w in words:
+            if not found:
+                break
+            marks = ",".join("?" * len(found))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT DISTINCT article FROM sentences WHERE article IN ({marks}) AND id IN "
+                    "(SELECT rowid FROM sentences_fts WHERE sentences_fts MATCH ?)",
+                    (*found, '"' + w.replace('"', '') + '"'),  # quoted: never FTS syntax
+                ).fetchall()
+            found = {r[0] for r in rows}
+        return found
+
     def neighbours(self, rows: Sequence[SentenceRow], window: int = 1) -> dict[tuple[int, int], SentenceRow]:
         """Sentences within ``window`` of each row in the same article, keyed by (article, idx).
 

@@ -91,7 +91,8 @@ def main() -> int:
         cands, qf = answerer.candidates(q.question, embedder.encode([q.question])[0])
         x = np.vstack([c.features for c in cands]) if cands else np.zeros((0, len(RANK_FEATURES)))
         y = np.array([q.answerable and is_correct(c.row.text, q.answers) for c in cands], dtype=float)
-        data.append((q, x, y, qf))
+        missing = np.array([c.numbers_missing for c in cands], dtype=float)
+        data.append((q, x, y, qf, missing))
 
     def fit(train: list[int]) -> AnswerModel:
         xs = [data[i][1] for i in train if data[i][2].sum() > 0]
@@ -105,17 +106,18 @@ def main() -> int:
         return AnswerModel(rank, cw, cb, threshold, args.margin)
 
     def qfeat(i: int, rank: np.ndarray) -> np.ndarray:
-        _, x, _, qf = data[i]
+        # As Answerer.rank does: the features of the question's best candidate.
+        _, x, _, qf, missing = data[i]
         qf = qf.copy()
         if len(x):
             best = int(np.argmax(x @ rank))
-            qf[0], qf[1] = float(x[best] @ rank), x[best, 0]
+            qf[0], qf[1], qf[6] = float(x[best] @ rank), x[best, 0], missing[best]
         return qf
 
     def score(model: AnswerModel, idx: list[int]) -> dict[str, float]:
         rank_ok, strict_ok, answered, declined, n_un = [], [], [], [], 0
         for i in idx:
-            q, x, y, _ = data[i]
+            q, x, y, _, _ = data[i]
             conf = 1 / (1 + np.exp(-(model.conf @ qfeat(i, model.rank) + model.conf_bias))) if len(x) else 0.0
             ok = bool(len(x)) and bool(y[int(np.argmax(x @ model.rank))])
             if q.answerable:

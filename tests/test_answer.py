@@ -149,3 +149,29 @@ def test_only_the_preranked_candidates_get_full_features(engine: Engine) -> None
     ans = engine.ask(q)
     ranked = a.rank(*a.candidates(q, qvec))
     assert ans.quotes[0].sentence_id == ranked.candidates[0].row.id
+
+
+def test_a_number_the_best_article_never_mentions_lowers_the_confidence(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    """numbers_missing: the question's number (a year, an amount) is looked up in whole articles;
+    the confidence model weighs it against answering (the fitted weight is negative)."""
+    c = tmp_path / "c"
+    write(c / "a.md", "---\ntitle: Final\n---\nThe cup final was played in Paris.\nIt was the 2022 final.\n")
+    write(c / "b.md", "---\ntitle: Budget\n---\nThe council approved a budget of 42 million pounds.\n")
+    build_index(tmp_path / "ix", load_corpus(c), hashing_embedder)
+    engine = Engine.open(Settings.from_env({}, index_dir=tmp_path / "ix", min_confidence=0.1), embedder=hashing_embedder)
+    snap, a = engine._state.snapshot, engine._state.answerer
+    ids = {x.ext_id: x.id for x in snap.articles()}
+    assert snap.articles_mentioning(ids.values(), ["2022"]) == {ids["a"]}
+    assert snap.articles_mentioning(ids.values(), ["2022", "paris"]) == {ids["a"]}
+    assert snap.articles_mentioning(ids.values(), ["2022", "42"]) == set()
+    assert snap.articles_mentioning(ids.values(), ['"2022" OR x']) == set()  # never read as FTS syntax
+
+    def best(q: str):  # type: ignore[no-untyped-def]
+        return a.rank(*a.candidates(q, hashing_embedder.encode([q])[0]))
+
+    held = best("Where was the 2022 cup final played?")
+    other_year = best("Where was the 2023 cup final played?")
+    assert held.candidates[0].row.article == other_year.candidates[0].row.article == ids["a"]
+    assert held.qfeatures[6] == 0.0 and other_year.qfeatures[6] == 1.0
+    assert best("Where was the cup final played?").qfeatures[6] == 0.0  # no number: nothing missing
+    assert a.model.conf[6] < 0 and other_year.confidence < held.confidence
