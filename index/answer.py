@@ -1,7 +1,7 @@
 """From a question to a cited answer: hybrid retrieval, sentence scoring, choice and citation.
 
 1. Dense (FAISS, cosine) and lexical (SQLite FTS5, BM25) candidates are pooled. The full-text
-   search runs in a thread while the question is encoded, and is capped by the number of
+   search runs in a thread while the vectors are searched, and is capped by the number of
    sentences its terms match, so it stays cheap on a large archive.
 2. Every pooled sentence gets the cheap features (cosine, BM25, coverage of the question's terms);
    the best 32 by those get the rest: the cosine and term coverage of the neighbourhood (the
@@ -208,7 +208,7 @@ class Answerer:
 
     def lexical(self, question: str, filters: Filters = Filters()) -> list[tuple[int, float]]:
         """The question's BM25 candidates (sentence id, score): needs no embedding, so
-        :meth:`answer` runs it in a thread while the question is encoded."""
+        :meth:`answer` runs it in a thread while the vectors are searched."""
         match = fts_query(self.lexical_terms(terms(question)))
         return self.snap.lexical(match, self._pool_sizes(filters)[1]) if match else []
 
@@ -269,6 +269,14 @@ class Answerer:
         keep = np.argsort(-(cos_all + 0.5 * cov_all), kind="stable")[: self.prerank]
 
         # Stage 2, the kept sentences: their neighbourhoods and the costlier features.
+        matched_of = {r.id: m for r, m in zip(pool, matched)}
+
+        def matched_terms(row: SentenceRow) -> set[str]:
+            m = matched_of.get(row.id)
+            if m is None:
+                m = matched_of[row.id] = {q_key[t] for t in row.terms.split() if t in q_key}
+            return m
+
         cand_rows = [pool[k] for k in keep]
         neigh = self.snap.neighbours(cand_rows, window=1)
         n_ids = [r.id for r in neigh.values() if r.id not in cos_of]
@@ -286,9 +294,7 @@ class Answerer:
         f[:, 16] = cos - cos_all.max()
         for k, (r, pk) in enumerate(zip(cand_rows, keep)):
             around = [a for a in (neigh.get((r.article, r.idx - 1)), neigh.get((r.article, r.idx + 1))) if a]
-            ctx = set(matched[pk])
-            for a in around:
-                ctx.update(q_key[t] for t in a.terms.split() if t in q_key)
+            ctx = matched[pk].union(*(matched_terms(a) for a in around))
             novelty, answer_type, ents, has_num = _novelty(r.text, qword_set, qtype)
             f[k, 2] = max([cos_of.get(a.id, -1.0) for a in around] + [cos[k]])
             f[k, 4] = sum(qweights[c] for c in ctx) / idf_total
@@ -334,14 +340,11 @@ class Answerer:
     def answer(self, question: str, *, filters: Filters = Filters(), max_chars: int = 500) -> Answer:
         q = clean_question(question, max_chars)
         t0 = time.perf_counter()
-        # The full-text search needs no vector: it runs on the other core while the question is encoded.
-        lexical = _LEXICAL_POOL.submit(self.lexical, q, filters)
-        try:
-            qvec = self.embedder.encode([q])[0]
-        except BaseException:
-            lexical.cancel()
-            raise
+        qvec = self.embedder.encode([q])[0]
         t1 = time.perf_counter()
+        # The full-text search needs no vector: it runs on another core while the vectors are
+        # searched (one thread; the encoder uses every core, so it is not overlapped with that).
+        lexical = _LEXICAL_POOL.submit(self.lexical, q, filters)
         ranked = self.rank(*self.candidates(q, qvec, filters, lexical))
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
@@ -431,17 +434,28 @@ def _question_type(question: str) -> str:
 _MONTHS = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(19|20)\d\d\b", re.I)
 
 
-@lru_cache(maxsize=1 << 15)
-def _content_tokens(sentence: str) -> tuple[tuple[str, str, bool, bool], ...]:
-    """(token, stem, a capitalised word after the first, has a digit) for each content word."""
-    toks = raw_words(sentence)
+@lru_cache(maxsize=1 << 16)
+def _token(t: str) -> tuple[str, bool, bool, bool]:
+    """(stem of the lower-cased token, a stop word, capitalised, has a digit), computed once a token."""
+    low = t.lower()
+    return stem(low.replace("’", "'")), low in STOPWORDS, t[:1].isupper(), _HAS_DIGIT(t) is not None
+
+
+@lru_cache(maxsize=1 << 13)
+def _analysed(sentence: str) -> tuple[tuple[str, ...], tuple[tuple[str, str, bool, bool], ...]]:
+    """A sentence tokenised once for every feature: the stems of all its words, and for each content
+    word (token, stem, a capitalised word after the first, has a digit)."""
+    stems: list[str] = []
+    content: list[tuple[str, str, bool, bool]] = []
     first: dict[str, int] = {}
-    for i, t in enumerate(toks):
-        first.setdefault(t, i)
-    return tuple(
-        (t, stem(t.lower().replace("’", "'")), t[:1].isupper() and first[t] > 0, _HAS_DIGIT(t) is not None)
-        for t in toks if t.lower() not in STOPWORDS
-    )
+    for i, t in enumerate(raw_words(sentence)):
+        st, stop, upper, digit = _token(t)
+        stems.append(st)
+        if not stop:
+            content.append((t, st, upper and first.setdefault(t, i) > 0, digit))
+        else:
+            first.setdefault(t, i)
+    return tuple(stems), tuple(content)
 
 
 _HAS_DIGIT = re.compile(r"\d").search
@@ -452,7 +466,7 @@ _NUMBER_WORDS = re.compile(
 
 def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float, float, float]:
     """(share of content words not in the question, answer-type match, new names, new numbers)."""
-    content = _content_tokens(sentence)
+    content = _analysed(sentence)[1]
     if not content:
         return 0.0, 0.0, 0.0, 0.0
     new = [c for c in content if c[1] not in qstems]
@@ -471,11 +485,6 @@ def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float,
 
 
 @lru_cache(maxsize=1 << 15)
-def _stemmed_words(sentence: str) -> tuple[str, ...]:
-    return tuple(stem(w) for w in words(sentence))
-
-
-@lru_cache(maxsize=1 << 15)
 def _word_set(sentence: str) -> frozenset[str]:
     return frozenset(words(sentence))
 
@@ -484,7 +493,7 @@ def _longest_shared_phrase(q_ngrams: set[tuple[str, ...]], sentence: str) -> flo
     """The longest run of 2-4 words the sentence shares with the question, scaled to 0-1."""
     if not q_ngrams:
         return 0.0
-    ws = _stemmed_words(sentence)
+    ws = _analysed(sentence)[0]
     if not any(pair in q_ngrams for pair in zip(ws, ws[1:])):
         return 0.0
     for n in (4, 3):

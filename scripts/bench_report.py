@@ -191,7 +191,7 @@ table with 8 KiB pages (about 1.6 KB a vector); an old cache is moved over once 
 
 ## Where the time goes
 
-An answer is: encode the question, search the vectors, and (in a thread, overlapping both) run the
+An answer is: encode the question, search the vectors and (in a thread, overlapping that) run the
 full-text search; fetch the pooled rows (about 110), pre-rank them by cosine and coverage of the
 question's terms, and compute the costlier features (neighbours, novelty, answer type, shared
 phrases) for the best 32 only; then rank, and compose the quotes. The floor is only the first two.
@@ -206,7 +206,8 @@ phrases) for the best 32 only; then rank, and compose the quotes. The floor is o
 - FTS5 scores every sentence its terms match, about 3-5 us each on this machine: at 1M sentences
   a question's six rarest terms matched 19,000 sentences (median), 60 ms. The search now takes
   the rarest terms until they match 4,000 sentences at most (about 12 ms at 1M, unchanged results
-  on news-dev), and it runs in a thread while the question is encoded and the vectors searched.
+  on news-dev), and it runs in a thread while the vectors are searched (not while the question is
+  encoded: the encoder already uses both cores, and sharing them slowed it 2x).
 - At 1M sentences the read connection's page cache (128 MiB instead of SQLite's 2 MiB default)
   keeps the full-text index's hot pages in memory: 11 ms instead of 14 ms a search.
 
