@@ -50,6 +50,22 @@ def main() -> int:
                     load_questions(EVAL / "seed-dev.jsonl"))
     print(seed.report())
     best_base = max(news.bm25["acc@1"], news.cosine["acc@1"])
+    if news.decline_rate >= 0.8 and news.answer_rate >= 0.85:
+        decline_note = "The decline target (≥ 80% declined with ≥ 85% answered) is met."
+    else:
+        decline_note = f"""Not met: the decline rate. At the threshold that answers ≥ 85% of answerable questions,
+{100 * news.decline_rate:.0f}% of the out-of-corpus ones are declined, not 80%. They are mostly about the same
+recurring events as the corpus in a later year (a later final, a later cruise-ship outbreak, a later
+bankruptcy), and the best sentence for them looks like an answer. One signal tells some apart and is
+used: a number in the question (a year, an amount) that the best article never mentions
+(`numbers_missing`, cross-validated decline 68% → 71%). About 40 more confidence features were tried
+under cross-validation and did not help: coverage of the question by the best article, by its
+title, by the best paragraph or by the rarest terms; names missing from the article; agreement of
+the dense and BM25 results; score gaps between articles. The confidence's out-of-fold AUC is about
+0.83; 80% declined at 85% answered needs about 0.91, which would take a model that reads the
+question and the sentence together (a cross-encoder; none can be installed here). Also, 23 of the
+149 answerable questions have no correct sentence among the candidates at all, so answering 85% of
+them means answering some from wrong sentences."""
     model = json.loads((ROOT / "index" / "answer_model.json").read_text(encoding="utf-8"))
     cv = model["cross_validated"]
     md = f"""# Answer quality
@@ -90,11 +106,7 @@ cross-validated numbers (folds by question), the honest estimate for new questio
 rank acc@1 {100 * cv['rank_acc1']:.1f}%, strict acc@1 {100 * cv['strict_acc1']:.1f}%, answer rate
 {100 * cv['answer_rate']:.1f}%, decline rate {100 * cv['decline_rate']:.1f}%. The seed questions are not used for fitting.
 
-Not met: the decline rate. Out-of-corpus news-dev questions are mostly about the same kinds of
-events as the corpus (a later cruise-ship outbreak, a later bankruptcy), and without a model that
-reads question and sentence together (a cross-encoder; none can be installed here) the best
-sentence for them looks like an answer: at the threshold that answers ≥ 85% of answerable
-questions, {100 * news.decline_rate:.0f}% of the out-of-corpus ones are declined, not 80%.
+{decline_note}
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(md, encoding="utf-8")
