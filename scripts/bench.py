@@ -79,7 +79,8 @@ def machine() -> dict[str, Any]:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "load_avg": os.getloadavg()[0]}
+            "python": platform.python_version(), "load_avg": os.getloadavg()[0],
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def settings(backend: str, index_dir: Path | None = None):  # type: ignore[no-untyped-def]

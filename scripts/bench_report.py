@@ -238,8 +238,12 @@ def write_report(out: Path, docs: Path) -> None:
                         "this machine is shared and absolute timings move by 2x from minute to minute.", ""]
     m = next((d.get("machine") for d in (emb, qual, vec, serve) if d), None)
     if m:
-        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
-                  f"load average at the end of the run: {m['load_avg']:.1f} (other work shared the cores).", ""]
+        steps = ", ".join(
+            f"{name} {d['machine']['load_avg']:.1f}" + (f" ({d['machine']['measured_at']})" if d["machine"].get("measured_at") else "")
+            for name, d in (("embed", emb), ("quality", qual), ("vectors", vec), ("serve", serve)) if d and d.get("machine"))
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}. Each step's "
+                  f"results are saved when it ends (steps can be re-run alone); load average then: {steps}. "
+                  "A ratio always pairs two timings from the same step and process.", ""]
     lines.append("<!-- SUMMARY -->")
     summary: list[tuple[str, str, bool | None]] = []
     if emb:
