@@ -494,7 +494,7 @@ def _longest_shared_phrase(q_ngrams: set[tuple[str, ...]], sentence: str) -> flo
     if not q_ngrams:
         return 0.0
     ws = _analysed(sentence)[0]
-    if not any(pair in q_ngrams for pair in zip(ws, ws[1:])):
+    if q_ngrams.isdisjoint(zip(ws, ws[1:])):  # no shared pair of words (most sentences): C speed
         return 0.0
     for n in (4, 3):
         if any(tuple(ws[i:i + n]) in q_ngrams for i in range(len(ws) - n + 1)):
