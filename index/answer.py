@@ -45,8 +45,8 @@ MODEL_FILE = Path(__file__).with_name("answer_model.json")
 #: The most sentences a question's full-text search may match (see Answerer.lexical_terms).
 LEXICAL_POSTINGS = 4000
 
-#: Threads for the full-text searches that overlap question encoding (SQLite and the models
-#: release the GIL). Shared by every snapshot's Answerer, so a reload starts no threads.
+#: Threads for the full-text searches that overlap the vector search (SQLite and FAISS release
+#: the GIL). Shared by every snapshot's Answerer, so a reload starts no threads.
 _LEXICAL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="newsbot-fts")
 
 

@@ -11,7 +11,6 @@ import math
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
 from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
@@ -124,10 +123,6 @@ class TermStats:
     def tf_part(self, length: int) -> float:
         """BM25's term-frequency factor for a term that occurs once in a sentence of ``length`` terms."""
         return (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * length / self.avg_terms))
-
-    def bm25(self, query: dict[str, float], sentence_terms: Iterable[str], length: int) -> float:
-        """BM25 of a sentence (its distinct terms, tf = 1) for query terms weighted by IDF."""
-        return sum(query[t] for t in sentence_terms if t in query) * self.tf_part(length)
 
     @classmethod
     def load(cls, db: sqlite3.Connection) -> TermStats:
