@@ -21,14 +21,19 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .config import PACKAGED_MODEL, PACKAGED_MODEL_SHA256, PROJECT_ROOT, Settings
 from .errors import ModelError
+
+#: Texts a batch when a rebuild's bulk encoding runs one batch per core (OnnxEmbedder).
+BULK_BATCH = 16
 
 log = logging.getLogger(__name__)
 
@@ -418,27 +423,68 @@ class OnnxEmbedder:
             raise ModelError(f"cannot load {self.model_path} ({e}): delete that folder to export it again") from e
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.dimension = int(self._session.get_outputs()[0].shape[-1] or self._probe_dimension())
+        # Bulk encoding (a rebuild) runs small batches on one single-threaded session per core:
+        # a BERT-small batch is too small to split across cores well (18% more sentences/s with
+        # int8 on two cores, measured in docs/BENCHMARKS.md). A question still uses every core.
+        self._threads = threads
+        self._workers: list[Any] = []
+        self._workers_lock = threading.Lock()
 
     def _probe_dimension(self) -> int:
         return int(self._run(["dimension probe"]).shape[1])
 
-    def _run(self, texts: list[str]) -> np.ndarray:
+    def _run(self, texts: list[str], session: Any = None) -> np.ndarray:
         enc = self._tok.encode_batch(texts)
         feeds = {
             "input_ids": np.asarray([e.ids for e in enc], dtype=np.int64),
             "attention_mask": np.asarray([e.attention_mask for e in enc], dtype=np.int64),
             "token_type_ids": np.asarray([e.type_ids for e in enc], dtype=np.int64),
         }
-        return self._session.run(["embedding"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        run = (session or self._session).run
+        return run(["embedding"], {k: v for k, v in feeds.items() if k in self._inputs})[0]
+
+    def _bulk_sessions(self) -> list[Any]:
+        """One single-threaded session per core (up to 4), made on the first bulk encode."""
+        cores = min(os.cpu_count() or 1, 4)
+        if self._threads or cores < 2:
+            return []
+        with self._workers_lock:
+            if not self._workers:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                opts.intra_op_num_threads = 1
+                self._workers = [ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+                                 for _ in range(cores)]
+            return self._workers
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+        workers = self._bulk_sessions() if len(texts) > BULK_BATCH * 2 else []
+        if workers:
+            batches = [order[s:s + BULK_BATCH] for s in range(0, len(order), BULK_BATCH)]
+            queue = iter(range(len(batches)))
+            lock = threading.Lock()
+
+            def work(session: Any) -> None:
+                while True:
+                    with lock:
+                        j = next(queue, None)
+                    if j is None:
+                        return
+                    out[batches[j]] = self._run([texts[i] for i in batches[j]], session)
+
+            with ThreadPoolExecutor(len(workers), thread_name_prefix="newsbot-embed") as pool:
+                for f in [pool.submit(work, w) for w in workers]:
+                    f.result()
+        else:
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                out[idx] = self._run([texts[i] for i in idx])
         # Renormalise in float32: the graph's output is unit length up to rounding.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

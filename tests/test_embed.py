@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index import embed
 from index.config import Settings
 from index.embed import HashingEmbedder, OnnxEmbedder, _read_st_layout, load_embedder, model_fingerprint
 from index.errors import ModelError
@@ -61,6 +62,15 @@ def test_onnx_agrees_with_torch(backend: str, min_cos: float, real_embedder, mod
     cos = (got * ref).sum(1)
     assert cos.min() > min_cos, cos
     assert emb.encode([]).shape == (0, emb.dimension)
+    # A rebuild's bulk encode runs batches on one single-threaded session per core: every text
+    # lands in its own row, as close to torch's vectors as the one-session path's.
+    many = [f"{s} (version {i})" for i in range(12) for s in SENTENCES]
+    assert len(many) > 2 * embed.BULK_BATCH
+    bulk = emb.encode(many)
+    assert emb._workers, "the bulk path was not taken"  # noqa: SLF001
+    single = np.vstack([emb.encode([t]) for t in many])
+    ref = real_embedder.encode(many)
+    assert (bulk * ref).sum(1).min() > min_cos and (bulk * single).sum(1).min() > min_cos
 
 
 def test_onnx_export_is_checked_against_its_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
