@@ -200,11 +200,11 @@ class Answerer:
             total += df[t]
         return chosen
 
-    def _pool_sizes(self, filters: Filters) -> tuple[int, int, set[int] | None]:
-        allowed = self._allowed_articles(filters)
-        if allowed is not None:
-            return max(self.k_dense * 16, 1024), max(self.k_lexical * 16, 1024), allowed
-        return self.k_dense, self.k_lexical, None
+    def _pool_sizes(self, filters: Filters) -> tuple[int, int]:
+        """Dense and lexical candidates to fetch: many more under filters, which drop most of them."""
+        if filters.active:
+            return max(self.k_dense * 16, 1024), max(self.k_lexical * 16, 1024)
+        return self.k_dense, self.k_lexical
 
     def lexical(self, question: str, filters: Filters = Filters()) -> list[tuple[int, float]]:
         """The question's BM25 candidates (sentence id, score): needs no embedding, so
@@ -231,7 +231,8 @@ class Answerer:
         idf_total = sum(qweights.values()) or 1.0
         # A sentence's stored terms, looked up directly: each maps to the question's synonym key.
         q_key = {m: c for c in qweights for m in members(c)}
-        k_d, _, allowed = self._pool_sizes(filters)
+        k_d = self._pool_sizes(filters)[0]
+        allowed = self._allowed_articles(filters)
         dense = self.snap.dense(qvec, k_d)
         lex = lexical.result() if lexical is not None else self.lexical(question, filters)
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lex]))

@@ -21,6 +21,15 @@ def _f(x: float | None, fmt: str = ".1f") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
+def _save(fig: Any, img: Path, name: str, made: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(img / name, dpi=110)
+    plt.close(fig)
+    made.append(name)
+
+
 def plots(out: Path, img: Path) -> list[str]:
     import matplotlib
 
@@ -58,10 +67,7 @@ def plots(out: Path, img: Path) -> list[str]:
             a.set_title(title)
             a.legend(fontsize=7)
             a.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(img / "scale_latency_memory.png", dpi=110)
-        plt.close(fig)
-        made.append("scale_latency_memory.png")
+        _save(fig, img, "scale_latency_memory.png", made)
     vec = _load(out, "vectors")
     if vec:
         rows = [r for r in vec["rows"] if "recall_at_10" in r]
@@ -88,10 +94,7 @@ def plots(out: Path, img: Path) -> list[str]:
         ax[0].axhline(0.95, color="grey", lw=0.8, ls="--")
         ax[0].set_ylim(0.4, 1.005)
         ax[1].set_yscale("log")
-        fig.tight_layout()
-        fig.savefig(img / "recall_by_index.png", dpi=110)
-        plt.close(fig)
-        made.append("recall_by_index.png")
+        _save(fig, img, "recall_by_index.png", made)
         curves = [r for r in rows if r.get("nprobe_curve")]
         if curves:
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -109,10 +112,7 @@ def plots(out: Path, img: Path) -> list[str]:
             ax.set_title("IVF (f16): recall against speed, by nprobe")
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
-            fig.tight_layout()
-            fig.savefig(img / "ivf_nprobe.png", dpi=110)
-            plt.close(fig)
-            made.append("ivf_nprobe.png")
+            _save(fig, img, "ivf_nprobe.png", made)
     emb = _load(out, "embed")
     if emb:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -122,10 +122,7 @@ def plots(out: Path, img: Path) -> list[str]:
             ax.annotate(f"{emb['ratio_vs_raw'][k]:.2f}x", (emb["sentences_per_s"][k], i), fontsize=8)
         ax.set_xlabel("sentences per second (median)")
         ax.set_title("rebuild throughput against the raw torch encode")
-        fig.tight_layout()
-        fig.savefig(img / "throughput.png", dpi=110)
-        plt.close(fig)
-        made.append("throughput.png")
+        _save(fig, img, "throughput.png", made)
     return made
 
 

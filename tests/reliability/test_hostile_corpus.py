@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from relutil import ROOT, answers_of, md
+from support import write
 
 from index.embed import HashingEmbedder
 from index.loaders import load_corpus
@@ -29,21 +30,11 @@ GOOD = {
 }
 
 
-def _write(root: Path, name: str, content: str | bytes) -> Path:
-    p = root / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        p.write_bytes(content)
-    else:
-        p.write_text(content, encoding="utf-8")
-    return p
-
-
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     root = tmp_path / "corpus"
     for name, text in GOOD.items():
-        _write(root, name, text)
+        write(root / name, text)
     return root
 
 
@@ -96,7 +87,7 @@ HOSTILE_FILES: dict[str, tuple[str, str | bytes, int | None, str]] = {
 @pytest.mark.parametrize("case", list(HOSTILE_FILES))
 def test_hostile_file_is_reported_with_file_and_line_and_skipped(case: str, corpus: Path, tmp_path: Path) -> None:
     name, content, line, words = HOSTILE_FILES[case]
-    _write(corpus, name, content)
+    write(corpus / name, content)
     result = load_corpus(corpus)
     got = _by_where(result)
     assert (name, line) in got, f"expected a warning at {name}:{line}, got {got}"
@@ -111,7 +102,7 @@ def test_yaml_alias_bomb_in_front_matter_is_harmless(corpus: Path, tmp_path: Pat
     for prev, cur in zip("abcdefgh", "bcdefghi"):
         levels.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     text = "---\n" + "\n".join(levels) + "\ntitle: *i\nauthors: *i\nsource: *i\nid: *i\n---\nBomb body text is right here.\n"
-    _write(corpus, "bomb.md", text)
+    write(corpus / "bomb.md", text)
     started = time.monotonic()
     loaded = load_corpus(corpus)
     assert time.monotonic() - started < 5
@@ -152,7 +143,7 @@ def test_article_over_the_size_limit_is_skipped_in_every_format(kind: str, corpu
         "html": f"<html><body><article><h1>Big</h1><p>{body}</p></article></body></html>",
         "jsonl": json.dumps({"id": "big", "text": body}) + "\n",
     }[kind]
-    _write(corpus, f"big.{kind}", content)
+    write(corpus / f"big.{kind}", content)
     got = _by_where(load_corpus(corpus))
     where = ("big.jsonl", 1) if kind == "jsonl" else (f"big.{kind}", None)
     assert "article text over 20,000 characters" in got[where], got
@@ -210,11 +201,11 @@ def test_100k_line_jsonl_with_bad_lines_scattered(corpus: Path, tmp_path: Path) 
 
 
 def test_duplicate_article_ids_keep_the_first_and_name_the_second(corpus: Path, tmp_path: Path) -> None:
-    _write(corpus, "dup/a.md", md("First", "The first copy of the story is here.", id="same"))
-    _write(corpus, "dup/b.md", md("Second", "The second copy of the story is here.", id="same"))
-    _write(corpus, "dup/c.jsonl", json.dumps({"id": "same", "text": "A third copy in a feed."}) + "\n"
+    write(corpus / "dup/a.md", md("First", "The first copy of the story is here.", id="same"))
+    write(corpus / "dup/b.md", md("Second", "The second copy of the story is here.", id="same"))
+    write(corpus / "dup/c.jsonl", json.dumps({"id": "same", "text": "A third copy in a feed."}) + "\n"
            + json.dumps({"id": "mayor", "text": "Clashes with an id from good/feed.jsonl."}) + "\n")
-    _write(corpus, "dup/port.txt", "Port\nSame id as good/port.md? No: ids include the folder.\n")
+    write(corpus / "dup/port.txt", "Port\nSame id as good/port.md? No: ids include the folder.\n")
     loaded = load_corpus(corpus)
     got = _by_where(loaded)
     assert "duplicate article id 'same' (first in dup/a.md)" in got[("dup/b.md", None)]
@@ -260,12 +251,12 @@ def test_symlinks_outside_the_corpus_are_not_followed(corpus: Path, tmp_path: Pa
 
 
 def test_odd_file_names_and_special_files(corpus: Path, tmp_path: Path) -> None:
-    _write(corpus, os.fsdecode(b"bad-\xff-name.md"), md("Bad name", "A file whose name is not UTF-8."))
-    _write(corpus, "line\nbreak.md", md("Line break", "A file whose name holds a line break."))
-    _write(corpus, "ünïcödé 名前.md", md("Unicode name", "A file whose name is fine Unicode text."))
+    write(corpus / os.fsdecode(b"bad-\xff-name.md"), md("Bad name", "A file whose name is not UTF-8."))
+    write(corpus / "line\nbreak.md", md("Line break", "A file whose name holds a line break."))
+    write(corpus / "ünïcödé 名前.md", md("Unicode name", "A file whose name is fine Unicode text."))
     os.mkfifo(corpus / "pipe.md")  # reading it would block for ever
     (corpus / "folder.md").mkdir()  # a folder named like an article
-    _write(corpus, ".hidden.md", md("Hidden", "Hidden files are not read."))
+    write(corpus / ".hidden.md", md("Hidden", "Hidden files are not read."))
     loaded = load_corpus(corpus)
     got = _by_where(loaded)
     assert "not valid UTF-8" in got[("bad-\\xff-name.md", None)]
@@ -296,7 +287,7 @@ def test_html_scripts_iframes_and_handlers_are_not_indexed(corpus: Path, tmp_pat
     <p hidden>Hidden text planted for the bot alone.</p>
     <p style="display: none">Invisible text planted for the bot alone.</p>
     </article></body></html>"""
-    _write(corpus, "news/budget.html", page)
+    write(corpus / "news/budget.html", page)
     loaded = load_corpus(corpus)
     art = next(a for a in loaded.articles if a.id == "news/budget")
     assert "council approved the new budget" in art.text
