@@ -37,6 +37,7 @@ from .errors import ConfigError, QuestionError
 from .records import Answer, Citation, Quote
 from .store import SentenceRow, Snapshot
 from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
+from .when import Window, question_window
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ MODEL_FILE = Path(__file__).with_name("answer_model.json")
 
 #: The most sentences a question's full-text search may match (see Answerer.lexical_terms).
 LEXICAL_POSTINGS = 4000
+
+#: What being from the question's window ("this week": index/when.py) adds to a sentence's pre-ranking.
+WINDOW_PRERANK = 0.25
 
 #: Threads for the full-text searches that overlap the vector search (SQLite and FAISS release
 #: the GIL). Shared by every snapshot's Answerer, so a reload starts no threads.
@@ -79,7 +83,7 @@ def clean_question(question: str, max_chars: int) -> str:
 RANK_FEATURES = (
     "cos", "bm25", "ctx_cos", "coverage", "ctx_coverage", "novelty", "answer_type", "question_like", "short",
     "art_best", "art_votes", "art_mean3", "entities", "number_for_number_q", "entities_for_name_q", "lead",
-    "rel_cos", "phrase",
+    "rel_cos", "phrase", "in_window",
 )
 #: Features of a question's best candidate, for the confidence (does the corpus answer this at all?).
 # (No feature here may depend on the corpus's size: "does the corpus know this word?" is a strong
@@ -87,8 +91,9 @@ RANK_FEATURES = (
 # "numbers_missing": the question names a number (a year, an amount, a count) that the best
 # candidate's article never mentions, so that article is about another year's or another figure's
 # event. Article-level, so it means the same on a corpus of any size.
-CONFIDENCE_FEATURES = ("z_top", "cos_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names",
-                       "numbers_missing")
+# (When the question says when, "this week", and no article is from then, Answerer.stale declines
+# it before the confidence is consulted.)
+CONFIDENCE_FEATURES = ("z_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names", "numbers_missing")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class Candidate:
     features: np.ndarray
     z: float = 0.0  # ranking score (logit)
     numbers_missing: float = 0.0  # 1 when the question has a number this sentence's article lacks
+    out_of_window: float = 0.0  # 1 when the question says when and this sentence's article is from another time
 
 
 @dataclass
@@ -172,9 +178,9 @@ class Answerer:
             if src and src not in (a.source or "").lower():
                 continue
             if filters.since or filters.until:
-                if not a.published:
+                d = self.snap.article_day[a.id]
+                if d is None:
                     continue
-                d = dt.date.fromisoformat(a.published)
                 if filters.since and d < filters.since:
                     continue
                 if filters.until and d > filters.until:
@@ -213,7 +219,8 @@ class Answerer:
         return self.snap.lexical(match, self._pool_sizes(filters)[1]) if match else []
 
     def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters(),
-                   lexical: Future[list[tuple[int, float]]] | None = None) -> tuple[list[Candidate], np.ndarray]:
+                   lexical: Future[list[tuple[int, float]]] | None = None, *,
+                   window: Window | None = None) -> tuple[list[Candidate], np.ndarray]:
         """Pooled dense and lexical candidates with their features, and the question's features.
 
         Two stages: every pooled sentence gets the cheap features (cosine, BM25, coverage of the
@@ -221,6 +228,9 @@ class Answerer:
         rest (neighbourhood, novelty, answer type, shared phrases), which cost a look-up or a
         tokenisation each. The pre-ranking keeps the full ranking's choice for about 98% of the
         news-dev questions (scripts/fit_weights.py fits on what it keeps).
+
+        ``window``: the dates the question's "this week" or "recently" refers to (index/when.py),
+        from which articles are preferred.
         """
         stats = self.stats
         qterms = terms(question)
@@ -243,7 +253,7 @@ class Answerer:
         q_names = {stem(w.lower()) for k, w in enumerate(raw_words(question)) if k > 0 and w[:1].isupper()}
         q_unknown_names = min(sum(1 for t in q_names if stats.df.get(t, 0) == 0), 3)
         if not ids:
-            return [], np.array([0, 0, 0, 0, 0, q_unknown_names, 0], dtype=np.float64)
+            return [], np.array([0, 0, 0, 0, q_unknown_names, 0], dtype=np.float64)
         cos_of = dict(dense)
         need = [i for i in ids if i not in cos_of]
         if need:
@@ -267,7 +277,10 @@ class Answerer:
         for r, c in zip(pool, cos_all):
             by_article.setdefault(r.article, []).append(float(c))
         most = max(len(v) for v in by_article.values())
-        keep = np.argsort(-(cos_all + 0.5 * cov_all), kind="stable")[: self.prerank]
+        day = self.snap.article_day
+        in_window = np.array([window is not None and day[r.article] is not None and day[r.article] in window
+                              for r in pool], dtype=np.float64)
+        keep = np.argsort(-(cos_all + 0.5 * cov_all + WINDOW_PRERANK * in_window), kind="stable")[: self.prerank]
 
         # Stage 2, the kept sentences: their neighbourhoods and the costlier features.
         matched_of = {r.id: m for r, m in zip(pool, matched)}
@@ -312,13 +325,17 @@ class Answerer:
             f[k, 14] = ents if qtype == "name" else 0.0
             f[k, 15] = 1.0 / (1.0 + r.idx)
             f[k, 17] = _longest_shared_phrase(q_ngrams, r.text)
+            f[k, 18] = in_window[pk]
         # Numbers (years, amounts, counts) are looked up in whole articles (FTS), only when the question has any.
         q_numbers = [t for t in qterms if any(ch.isdigit() for ch in t)]
         with_numbers = self.snap.articles_mentioning({r.article for r in cand_rows}, q_numbers) if q_numbers else set()
-        cands = [Candidate(r, f[k], numbers_missing=float(bool(q_numbers) and r.article not in with_numbers))
+        # An article of unknown date is not held against a question that says when.
+        dated = [window is not None and day[r.article] is not None for r in cand_rows]
+        cands = [Candidate(r, f[k], numbers_missing=float(bool(q_numbers) and r.article not in with_numbers),
+                           out_of_window=float(dated[k] and not f[k, 18]))
                  for k, r in enumerate(cand_rows)]
-        # z_top, cos_top and numbers_missing come from the best candidate, once ranked (rank()).
-        qf = np.array([0.0, 0.0, cov_all.max(), f[:, 4].max(), cos_all.max(), q_unknown_names, 0.0])
+        # z_top and numbers_missing come from the best candidate, once ranked (rank()).
+        qf = np.array([0.0, cov_all.max(), f[:, 4].max(), cos_all.max(), q_unknown_names, 0.0])
         return cands, qf
 
     def rank(self, cands: list[Candidate], qf: np.ndarray) -> Ranked:
@@ -331,24 +348,40 @@ class Answerer:
         cands.sort(key=lambda c: c.z, reverse=True)
         qf = qf.copy()
         qf[0] = cands[0].z
-        qf[1] = cands[0].features[0]
-        qf[6] = cands[0].numbers_missing
+        qf[5] = cands[0].numbers_missing
         zc = float(self.model.conf @ qf + self.model.conf_bias)
         return Ranked(cands, 1.0 / (1.0 + math.exp(-zc)), qf)
 
     # -- answering ------------------------------------------------------------------------------
 
-    def answer(self, question: str, *, filters: Filters = Filters(), max_chars: int = 500) -> Answer:
+    def stale(self, window: Window | None, ranked: Ranked) -> bool:
+        """The question says when ("this week") and no article is from then, while the best
+        candidate's article is dated (outside it): whatever it says, it is about another time."""
+        return (window is not None and bool(ranked.candidates) and bool(ranked.candidates[0].out_of_window)
+                and not self.snap.articles_between(window.start, window.end))
+
+    def answer(self, question: str, *, filters: Filters = Filters(), asked_on: dt.date | None = None,
+               max_chars: int = 500) -> Answer:
+        """``asked_on``: the day the question is asked, which "this week" or "recently" in it refer
+        to (index/when.py); None reads no time into the question."""
         q = clean_question(question, max_chars)
+        window = question_window(q, asked_on)
         t0 = time.perf_counter()
         qvec = self.embedder.encode([q])[0]
         t1 = time.perf_counter()
         # The full-text search needs no vector: it runs on another core while the vectors are
         # searched (one thread; the encoder uses every core, so it is not overlapped with that).
         lexical = _LEXICAL_POOL.submit(self.lexical, q, filters)
-        ranked = self.rank(*self.candidates(q, qvec, filters, lexical))
+        ranked = self.rank(*self.candidates(q, qvec, filters, lexical, window=window))
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
+        if window is not None and self.stale(window, ranked):
+            newest = max((d for d in self.snap.article_day.values() if d is not None), default=None)
+            return Answer(q, False, 0.0,
+                          message=f"The articles don't say: the question asks about {window.phrase!r} "
+                                  f"({window.start.isoformat()} to {window.end.isoformat()}), and none of them "
+                                  f"is from then (the newest is from {newest.isoformat() if newest else 'an unknown date'}).",
+                          timings_ms=timings)
         if not ranked.candidates or ranked.confidence < self.threshold:
             where = " matching those filters" if filters.active else ""
             return Answer(q, False, ranked.confidence,

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source", metavar="OUTLET", help="only articles from this outlet")
     a.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only articles published on or after this date")
     a.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only articles published on or before this date")
+    a.add_argument("--asked-on", type=_date, metavar="YYYY-MM-DD",
+                   help='the day "this week" or "recently" in a question refers to (default: today)')
 
     s = sub.add_parser("sources", help="list the indexed articles")
     s.add_argument("query", nargs="?", help="only articles whose title or outlet contains this")
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     index_arg(e)
     e.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     e.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    e.add_argument("--ignore-dates", action="store_true",
+                   help="ask every question with no date, as if its \"date\" field were absent")
 
     run = sub.add_parser("run", help="start the Discord bot if DISCORD_TOKEN is set, else a terminal chat")
     run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
@@ -204,7 +208,8 @@ def _answer_stream(engine: object, questions: TextIO, out: TextIO, args: argpars
 def _answer_one(engine: object, question: str, out: TextIO, args: argparse.Namespace) -> int:
     try:
         answer = engine.ask(question, source=getattr(args, "source", None),  # type: ignore[attr-defined]
-                            since=getattr(args, "since", None), until=getattr(args, "until", None))
+                            since=getattr(args, "since", None), until=getattr(args, "until", None),
+                            asked_on=getattr(args, "asked_on", None) or dt.date.today())
     except QuestionError as e:
         if getattr(args, "json", False):
             out.write(json.dumps({"question": question, "answered": False, "error": str(e)}) + "\n")

@@ -56,11 +56,15 @@ class Engine:
         return cls(settings, embedder, snapshot)
 
     def ask(self, question: str, *, source: str | None = None, since: dt.date | None = None,
-            until: dt.date | None = None) -> Answer:
-        """Answer ``question`` (raises QuestionError when it is empty or too long)."""
+            until: dt.date | None = None, asked_on: dt.date | None = None) -> Answer:
+        """Answer ``question`` (raises QuestionError when it is empty or too long).
+
+        ``asked_on``: the day it is asked, which "this week" or "recently" in it refer to.
+        """
         state = self._state  # one snapshot for the whole answer
         return state.answerer.answer(
-            question, filters=Filters(source, since, until), max_chars=self.settings.max_question_chars
+            question, filters=Filters(source, since, until), asked_on=asked_on,
+            max_chars=self.settings.max_question_chars,
         )
 
     def sources(self, query: str | None = None) -> list[ArticleInfo]:

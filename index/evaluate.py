@@ -16,6 +16,7 @@ Metrics (see ../shared/eval/README.md): a quoted sentence is correct when it con
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from .answer import fts_query
 from .config import Settings
 from .errors import NewsbotError
 from .terms import content_words
+from .when import question_window
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,19 @@ class Question:
     question: str
     answers: list[str]
     answerable: bool
+    asked_on: dt.date | None = None  # the record's "date": "this week" in the question means that week
+
+
+def _asked_on(value: object) -> dt.date | None:
+    """A question record's date ("2024-05-07", "2024/05/07", or with a time after it)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"its date must be text, not {value!r}")
+    try:
+        return dt.date.fromisoformat(value.strip()[:10].replace("/", "-"))
+    except ValueError:
+        raise ValueError(f"its date {value!r} is not a date like 2024-05-07") from None
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -72,8 +87,9 @@ def load_questions(path: Path) -> list[Question]:
                 continue
             try:
                 o = json.loads(line)
-                out.append(Question(str(o["id"]), o["question"], list(o.get("answers") or []), bool(o.get("answerable", True))))
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                out.append(Question(str(o["id"]), o["question"], list(o.get("answers") or []),
+                                    bool(o.get("answerable", True)), _asked_on(o.get("date"))))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise NewsbotError(f"{path}:{lineno}: not a question record ({e})") from e
     return out
 
@@ -108,6 +124,12 @@ class EvalResult:
     sentences: int = 0
     articles: int = 0
     threshold: float = 0.0
+    #: Questions asked on their record's date that say when ("this week": index/when.py), and the
+    #: answer and decline rates had every question been asked with no date.
+    with_window: int = 0
+    dates_used: bool = True
+    undated_answer_rate: float = 0.0
+    undated_decline_rate: float = 0.0
     per_question: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> str:
@@ -124,6 +146,10 @@ class EvalResult:
             "",
             f"answer rate on answerable questions: {pct(self.answer_rate)}",
             f"decline rate on out-of-corpus questions: {pct(self.decline_rate)}",
+            (f"{self.with_window} questions say when (\"this week\", \"recently\") and were read against their "
+             f"date; asked with no date, the rates would be {pct(self.undated_answer_rate).strip()} and "
+             f"{pct(self.undated_decline_rate).strip()}" if self.dates_used else
+             "the questions' dates were ignored (--ignore-dates)"),
             f"warm ask latency: p50 {self.latency_ms['p50']:.1f} ms, p95 {self.latency_ms['p95']:.1f} ms; "
             f"floor (encode + exact FAISS search): p50 {self.floor_ms['p50']:.1f} ms, p95 {self.floor_ms['p95']:.1f} ms; "
             f"ratio of p50s {self.latency_ms['p50'] / max(self.floor_ms['p50'], 1e-9):.2f}",
@@ -139,21 +165,31 @@ def _pcts(xs: list[float]) -> dict[str, float]:
             "mean": statistics.fmean(xs)}
 
 
-def evaluate(engine: Any, questions: list[Question], *, progress: bool = False) -> EvalResult:
-    """Answer every question with ``engine`` and with both baselines; score them all."""
+def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, use_dates: bool = True) -> EvalResult:
+    """Answer every question with ``engine`` and with both baselines; score them all.
+
+    Each question is asked on its record's date (``use_dates``), as a user asks on a given day: a
+    question that says "this week" means that week. The questions that say when are asked a second
+    time with no date, for the rates without that reading.
+    """
     snap = engine._state.snapshot  # noqa: SLF001 - the baselines read the same snapshot
     res = EvalResult(n_questions=len(questions), sentences=snap.total_sentences,
                      articles=snap.manifest["counts"]["articles"], threshold=engine._state.answerer.threshold)  # noqa: SLF001
     bm25, cosine = SystemScore("bm25"), SystemScore("cosine")
-    e_top1 = e_top3 = r_top1 = r_top3 = answered = declined = 0
+    e_top1 = e_top3 = r_top1 = r_top3 = answered = declined = undated_answered = undated_declined = 0
+    res.dates_used = use_dates
     latencies: list[float] = []
     floors: list[float] = []
     # Warm up: the first call pays for lazy initialisation.
     engine.ask(questions[0].question if questions else "warm up")
     for i, q in enumerate(questions):
+        asked_on = q.asked_on if use_dates else None
+        window = question_window(q.question, asked_on)
         t0 = time.perf_counter()
-        ans = engine.ask(q.question)
+        ans = engine.ask(q.question, asked_on=asked_on)
         latencies.append((time.perf_counter() - t0) * 1e3)
+        undated = engine.ask(q.question) if window is not None else ans
+        res.with_window += window is not None
         t0 = time.perf_counter()
         qvec = engine.embedder.encode([q.question])[0]
         dense = snap.dense(qvec, 10)
@@ -161,14 +197,14 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False) 
         lex = snap.lexical(fts_query(list(dict.fromkeys(content_words(q.question)))), 3)
         # The engine's ranking with the threshold ignored.
         answerer = engine._state.answerer  # noqa: SLF001
-        ranked = [c.row.text for c in answerer.rank(*answerer.candidates(q.question, qvec)).candidates]
+        ranked = [c.row.text for c in answerer.rank(*answerer.candidates(q.question, qvec, window=window)).candidates]
         texts = snap.sentences([i for i, _ in dense[:3]] + [i for i, _ in lex[:3]])
         dense_t = [texts[i].text for i, _ in dense[:3] if i in texts]
         lex_t = [texts[i].text for i, _ in lex[:3] if i in texts]
         quoted = [x.text for x in ans.quotes]
         rec: dict[str, Any] = {"id": q.id, "question": q.question, "answerable": q.answerable,
                                "answered": ans.answered, "confidence": round(ans.confidence, 4),
-                               "quotes": quoted[:3]}
+                               "quotes": quoted[:3], "window": window.phrase if window else None}
         if q.answerable:
             res.n_answerable += 1
             for sc, got in ((bm25, lex_t), (cosine, dense_t)):
@@ -182,11 +218,13 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False) 
             r_top1 += bool(ranked) and is_correct(ranked[0], q.answers)
             r_top3 += any(is_correct(t, q.answers) for t in ranked[:3])
             answered += ans.answered
+            undated_answered += undated.answered
             rec.update(correct1=ok1, correct3=ok3, best=ranked[0] if ranked else None,
                        best_correct=bool(ranked) and is_correct(ranked[0], q.answers))
         else:
             res.n_unanswerable += 1
             declined += not ans.answered
+            undated_declined += not undated.answered
         res.per_question.append(rec)
         if progress and (i + 1) % 20 == 0:
             print(f"  {i + 1}/{len(questions)} questions", file=sys.stderr)
@@ -195,6 +233,8 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False) 
     res.engine_rank_acc1, res.engine_rank_acc3 = r_top1 / n, r_top3 / n
     res.answer_rate = answered / n
     res.decline_rate = declined / max(res.n_unanswerable, 1)
+    res.undated_answer_rate = undated_answered / n
+    res.undated_decline_rate = undated_declined / max(res.n_unanswerable, 1)
     res.bm25, res.cosine = bm25.row(), cosine.row()
     res.latency_ms, res.floor_ms = _pcts(latencies), _pcts(floors)
     return res
@@ -225,7 +265,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
                          progress=lambda d, t: print(f"  embedding {d}/{t}", file=sys.stderr) if t and d % 8192 < 512 else None)
     print(report.summary(), file=sys.stderr)
     engine = Engine.open(settings, embedder=embedder)
-    res = evaluate(engine, questions, progress=True)
+    res = evaluate(engine, questions, progress=True, use_dates=not args.ignore_dates)
     print(res.report())
     if args.json:
         args.json.write_text(json.dumps(res.__dict__, indent=1, ensure_ascii=False), encoding="utf-8")

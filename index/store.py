@@ -15,6 +15,7 @@ and so the previous index, in place. Old generations are removed after the commi
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import errno
@@ -45,6 +46,7 @@ from .split import split_article
 from .terms import TermStats, update_df
 from .terms import terms as sentence_terms
 from .vectors import IndexSpec, VectorIndexError, VectorOptions
+from .when import parse_day
 
 log = logging.getLogger(__name__)
 
@@ -708,6 +710,11 @@ class Snapshot:
         }
         self.total_sentences = int(manifest["counts"]["sentences"])
         self.term_stats = TermStats.load(db)
+        #: Each article's publication day (None when unknown), and the dated ones sorted by day.
+        self.article_day: dict[int, dt.date | None] = {i: parse_day(a.published) for i, a in self._articles.items()}
+        dated = sorted((d.toordinal(), i) for i, d in self.article_day.items() if d is not None)
+        self._day_ords = [o for o, _ in dated]
+        self._day_ids = [i for _, i in dated]
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -891,6 +898,12 @@ class Snapshot:
 
     def article(self, rowid: int) -> ArticleRow:
         return self._articles[rowid]
+
+    def articles_between(self, start: dt.date, end: dt.date) -> list[int]:
+        """The articles published from ``start`` to ``end`` (both included)."""
+        lo = bisect.bisect_left(self._day_ords, start.toordinal())
+        hi = bisect.bisect_right(self._day_ords, end.toordinal())
+        return self._day_ids[lo:hi]
 
     def articles(self) -> list[ArticleRow]:
         return list(self._articles.values())

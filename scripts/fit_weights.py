@@ -34,6 +34,7 @@ from index.config import Settings  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
 from index.evaluate import is_correct, load_questions  # noqa: E402
 from index.store import Snapshot  # noqa: E402
+from index.when import question_window  # noqa: E402
 
 
 def fit_listwise(xs: list[np.ndarray], ys: list[np.ndarray], l2: float) -> np.ndarray:
@@ -77,6 +78,7 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, required=True, help="questions (JSON Lines, the eval format)")
     ap.add_argument("--answer-rate", type=float, default=0.88, help="share of answerable questions to answer")
     ap.add_argument("--l2", type=float, default=5.0, help="L2 regularisation of the ranking model")
+    ap.add_argument("--conf-l2", type=float, default=5.0, help="L2 regularisation of the confidence model")
     ap.add_argument("--margin", type=float, default=1.0, help="further quotes within this many logits of the best")
     ap.add_argument("--write", action="store_true", help=f"save the model to {MODEL_FILE}")
     args = ap.parse_args()
@@ -88,37 +90,48 @@ def main() -> int:
     answerer = Answerer(snap, embedder, blank)
     data = []
     for q in load_questions(args.questions):
-        cands, qf = answerer.candidates(q.question, embedder.encode([q.question])[0])
+        window = question_window(q.question, q.asked_on)
+        cands, qf = answerer.candidates(q.question, embedder.encode([q.question])[0], window=window)
         x = np.vstack([c.features for c in cands]) if cands else np.zeros((0, len(RANK_FEATURES)))
         y = np.array([q.answerable and is_correct(c.row.text, q.answers) for c in cands], dtype=float)
-        missing = np.array([c.numbers_missing for c in cands], dtype=float)
-        data.append((q, x, y, qf, missing))
+        missing = np.array([[c.numbers_missing, c.out_of_window] for c in cands], dtype=float).reshape(-1, 2)
+        # No article from the question's window: Answerer.stale declines it, whatever the model says.
+        empty = window is not None and not snap.articles_between(window.start, window.end)
+        data.append((q, x, y, qf, missing, empty))
 
     def fit(train: list[int]) -> AnswerModel:
         xs = [data[i][1] for i in train if data[i][2].sum() > 0]
         ys = [data[i][2] for i in train if data[i][2].sum() > 0]
         rank = fit_listwise(xs, ys, args.l2)
+        train = [i for i in train if not stale(i, rank)]
         qx = np.array([qfeat(i, rank) for i in train])
         qy = np.array([data[i][0].answerable for i in train], dtype=float)
-        cw, cb = fit_logistic(qx, qy, 1.0)
+        cw, cb = fit_logistic(qx, qy, args.conf_l2)
         conf = 1 / (1 + np.exp(-(qx @ cw + cb)))
         threshold = float(np.quantile(conf[qy == 1], 1 - args.answer_rate))
         return AnswerModel(rank, cw, cb, threshold, args.margin)
 
+    def stale(i: int, rank: np.ndarray) -> bool:
+        # As Answerer.stale does: no article from the question's window, and the best candidate is dated.
+        _, x, _, _, missing, empty = data[i]
+        return empty and bool(len(x)) and bool(missing[int(np.argmax(x @ rank)), 1])
+
     def qfeat(i: int, rank: np.ndarray) -> np.ndarray:
         # As Answerer.rank does: the features of the question's best candidate.
-        _, x, _, qf, missing = data[i]
+        _, x, _, qf, missing, _ = data[i]
         qf = qf.copy()
         if len(x):
             best = int(np.argmax(x @ rank))
-            qf[0], qf[1], qf[6] = float(x[best] @ rank), x[best, 0], missing[best]
+            qf[0], qf[5] = float(x[best] @ rank), missing[best, 0]
         return qf
 
     def score(model: AnswerModel, idx: list[int]) -> dict[str, float]:
         rank_ok, strict_ok, answered, declined, n_un = [], [], [], [], 0
         for i in idx:
-            q, x, y, _, _ = data[i]
+            q, x, y, _, _, _ = data[i]
             conf = 1 / (1 + np.exp(-(model.conf @ qfeat(i, model.rank) + model.conf_bias))) if len(x) else 0.0
+            if stale(i, model.rank):
+                conf = 0.0
             ok = bool(len(x)) and bool(y[int(np.argmax(x @ model.rank))])
             if q.answerable:
                 rank_ok.append(ok)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from support import write
 
+from index.answer import CONFIDENCE_FEATURES, RANK_FEATURES
 from index.config import Settings
 from index.engine import Engine
 from index.errors import NewsbotError, QuestionError
@@ -172,6 +173,43 @@ def test_a_number_the_best_article_never_mentions_lowers_the_confidence(tmp_path
     held = best("Where was the 2022 cup final played?")
     other_year = best("Where was the 2023 cup final played?")
     assert held.candidates[0].row.article == other_year.candidates[0].row.article == ids["a"]
-    assert held.qfeatures[6] == 0.0 and other_year.qfeatures[6] == 1.0
-    assert best("Where was the cup final played?").qfeatures[6] == 0.0  # no number: nothing missing
-    assert a.model.conf[6] < 0 and other_year.confidence < held.confidence
+    k = CONFIDENCE_FEATURES.index("numbers_missing")
+    assert held.qfeatures[k] == 0.0 and other_year.qfeatures[k] == 1.0
+    assert best("Where was the cup final played?").qfeatures[k] == 0.0  # no number: nothing missing
+    assert a.model.conf[k] < 0 and other_year.confidence < held.confidence
+
+
+@pytest.fixture
+def strikes(tmp_path: Path, hashing_embedder) -> Engine:  # type: ignore[no-untyped-def]
+    """Two strikes, three years apart, told in the same words; and an undated story."""
+    c = tmp_path / "c"
+    write(c / "old.md", "---\ntitle: Bus strike\npublished: 2021-06-01\n---\n"
+          "Bus drivers in the city went on strike over pay.\n")
+    write(c / "new.md", "---\ntitle: Train strike\npublished: 2024-05-06\n---\n"
+          "Train drivers in the city went on strike over pay.\n")
+    write(c / "nodate.md", "---\ntitle: Ferry\n---\nThe island ferry was cancelled because of thick fog.\n")
+    build_index(tmp_path / "ix", load_corpus(c), hashing_embedder)
+    # Threshold 0: every decline below comes from the window, not from the hashing embedder's low scores.
+    return Engine.open(Settings.from_env({}, index_dir=tmp_path / "ix", min_confidence=0.0), embedder=hashing_embedder)
+
+
+def test_this_week_prefers_the_articles_of_the_week_it_is_asked(strikes: Engine) -> None:
+    q = "Which drivers in the city went on strike this week?"
+    assert strikes._state.answerer.model.rank[RANK_FEATURES.index("in_window")] > 0
+    assert strikes.ask(q, asked_on=dt.date(2024, 5, 7)).quotes[0].text.startswith("Train drivers")
+    assert strikes.ask(q, asked_on=dt.date(2021, 6, 3)).quotes[0].text.startswith("Bus drivers")
+
+
+def test_this_week_with_no_article_from_then_is_declined_and_says_why(strikes: Engine) -> None:
+    q = "Which drivers in the city went on strike this week?"
+    ans = strikes.ask(q, asked_on=dt.date(2026, 2, 12))
+    assert not ans.answered and not ans.quotes and ans.confidence == 0.0
+    assert "'this week' (2026-01-29 to 2026-02-15)" in ans.message and "newest is from 2024-05-06" in ans.message
+    # Asked with no day, or without saying when, the same words are answered from either strike.
+    assert strikes.ask(q).answered
+    assert strikes.ask("Which drivers in the city went on strike?", asked_on=dt.date(2026, 2, 12)).answered
+
+
+def test_an_undated_article_is_never_held_to_a_window(strikes: Engine) -> None:
+    ans = strikes.ask("Why was the island ferry cancelled this week?", asked_on=dt.date(2026, 2, 12))
+    assert ans.answered and ans.quotes[0].text.startswith("The island ferry")

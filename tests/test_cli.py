@@ -104,14 +104,62 @@ def test_eval_prints_metrics_beside_both_baselines(tmp_path: Path, monkeypatch, 
         {"id": "q1", "question": "Which bakery won the national bread award?", "answers": ["Kent"], "answerable": True},
         {"id": "q2", "question": "Why was the island ferry cancelled?", "answers": ["fog"], "answerable": True},
         {"id": "q3", "question": "Who won the snooker world championship?", "answers": [], "answerable": False},
+        # Asked two years after the newest article, about "this week": declined on its date, not without it.
+        {"id": "q4", "question": "Why was the island ferry cancelled this week?", "answers": ["fog"],
+         "answerable": False, "date": "2026/01/07"},
     ]) + "\n")
     out = tmp_path / "r.json"
+    monkeypatch.setenv("NEWSBOT_MIN_CONFIDENCE", "0")  # the hashing embedder's scores are low
     assert main(["eval", str(arts), str(qs), "--index", str(tmp_path / "ix"), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     for label in ("acc@1", "acc@3", "BM25 alone", "cosine alone", "answer rate", "decline rate", "floor"):
         assert label in text
+    assert "1 questions say when" in text
     res = json.loads(out.read_text())
-    assert res["n_answerable"] == 2 and res["n_unanswerable"] == 1 and len(res["per_question"]) == 3
+    assert res["n_answerable"] == 2 and res["n_unanswerable"] == 2 and len(res["per_question"]) == 4
+    q4 = res["per_question"][3]
+    assert q4["window"] == "this week" and not q4["answered"]
+    assert res["decline_rate"] == 0.5 and res["undated_decline_rate"] == 0.0
+    assert main(["eval", str(arts), str(qs), "--index", str(tmp_path / "ix"), "--json", str(out), "--ignore-dates"]) == 0
+    assert "dates were ignored" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["with_window"] == 0 and res["per_question"][3]["answered"]
+
+
+def test_ask_reads_this_week_against_asked_on(tmp_path: Path, monkeypatch, hashing_embedder, capsys) -> None:  # type: ignore[no-untyped-def]
+    import index.engine
+
+    monkeypatch.setattr(index.engine, "load_embedder", lambda settings: hashing_embedder)
+    from index.loaders import load_corpus
+    from index.store import build_index
+
+    write(tmp_path / "c" / "f.md", "---\ntitle: Ferry\npublished: 2024-01-02\n---\n"
+          "The island ferry was cancelled because of thick fog on Tuesday.\n")
+    build_index(tmp_path / "ix", load_corpus(tmp_path / "c"), hashing_embedder)
+    monkeypatch.setenv("NEWSBOT_MIN_CONFIDENCE", "0")
+    q = "Why was the island ferry cancelled this week?"
+    assert main(["ask", "--json", "--index", str(tmp_path / "ix"), "--asked-on", "2024-01-04", q]) == 0
+    assert json.loads(capsys.readouterr().out)["answered"]
+    assert main(["ask", "--json", "--index", str(tmp_path / "ix"), "--asked-on", "2025-03-01", q]) == 0
+    assert not json.loads(capsys.readouterr().out)["answered"]
+    # With no --asked-on, "this week" is today's week (long after this article).
+    assert main(["ask", "--index", str(tmp_path / "ix"), q]) == 0
+    assert "none of them is from then" in capsys.readouterr().out
+
+
+def test_question_dates_are_read_or_named_when_bad(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from index.errors import NewsbotError
+    from index.evaluate import load_questions
+
+    qs = write(tmp_path / "q.jsonl", '{"id": "a", "question": "q?", "date": "2024/05/07"}\n'
+                                     '{"id": "b", "question": "q?", "date": null}\n'
+                                     '{"id": "c", "question": "q?", "date": "2024-05-07T09:00:00"}\n')
+    assert [q.asked_on for q in load_questions(qs)] == [dt.date(2024, 5, 7), None, dt.date(2024, 5, 7)]
+    write(qs, '{"id": "a", "question": "q?"}\n{"id": "b", "question": "q?", "date": "last week"}\n')
+    with pytest.raises(NewsbotError, match=r"q.jsonl:2: .*'last week' is not a date"):
+        load_questions(qs)
 
 
 def test_is_correct_follows_the_eval_rule() -> None:

@@ -172,13 +172,17 @@ class AskCog(commands.Cog, name="Ask"):
         source: str | None = None,
         since: dt.date | None = None,
         until: dt.date | None = None,
+        asked_at: dt.datetime | None = None,
     ) -> Outcome:
         """Ask the engine (in a worker thread), render, and store an answer for its buttons.
 
-        Raises QuestionError (with a message for the user) when the question can't be asked.
+        ``asked_at``: when the question was sent (Discord's timestamp, UTC), which "this week" in it
+        refers to. Raises QuestionError (with a message for the user) when the question can't be asked.
         """
         engine = self.bot.require_engine()
-        answer = await self.bot.workers.answer(engine.ask, question, source=source, since=since, until=until)
+        asked_on = asked_at.date() if asked_at is not None else None
+        answer = await self.bot.workers.answer(engine.ask, question, source=source, since=since, until=until,
+                                               asked_on=asked_on)
         if not answer.answered or not answer.quotes:
             log.info("declined: %r", question[:80])
             return Outcome(render_decline(answer), None, answer)
@@ -238,7 +242,8 @@ class AskCog(commands.Cog, name="Ask"):
             return
         await interaction.response.defer(thinking=True)
         try:
-            outcome = await self.answer(question, source=outlet, since=since_date, until=until_date)
+            outcome = await self.answer(question, source=outlet, since=since_date, until=until_date,
+                                        asked_at=interaction.created_at)
         except QuestionError as e:
             await respond(interaction, render_notice("{}", str(e)))
             return
@@ -299,7 +304,7 @@ class AskCog(commands.Cog, name="Ask"):
         except discord.HTTPException as e:  # a typing indicator is a nicety
             log.debug("typing indicator failed: %s", e)
         try:
-            outcome = await self.answer(question)
+            outcome = await self.answer(question, asked_at=message.created_at)
         except QuestionError as e:
             await reply(render_notice("{}", str(e)))
             return

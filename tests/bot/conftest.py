@@ -73,8 +73,8 @@ class FakeEngine:
     reloads: int = 0
 
     def ask(self, question: str, *, source: str | None = None, since: dt.date | None = None,
-            until: dt.date | None = None) -> Answer:
-        self.calls.append(("ask", (question, source, since, until)))
+            until: dt.date | None = None, asked_on: dt.date | None = None) -> Answer:
+        self.calls.append(("ask", (question, source, since, until, asked_on)))
         if not question.strip():
             raise QuestionError("Please ask a question.")
         if len(question) > self.max_chars:
@@ -181,12 +181,17 @@ class FakeFollowup:
         self._log.append(("followup", kwargs))
 
 
+#: When the fake interactions and messages were sent (Discord's timestamps are UTC).
+SENT_AT = dt.datetime(2024, 5, 7, 23, 30, tzinfo=dt.UTC)
+
+
 class FakeInteraction:
     """Records every reply as (kind, kwargs) in ``sent``."""
 
     def __init__(self, user_id: int = 42, *, manage_guild: bool = False, guild: bool = True,
-                 message: Any = None) -> None:
+                 message: Any = None, created_at: dt.datetime = SENT_AT) -> None:
         self.id = next(_ids)
+        self.created_at = created_at
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.user = SimpleNamespace(id=user_id)
         self.response = FakeResponse(self.sent)

@@ -79,7 +79,8 @@ def test_ask_answers_with_embed_buttons_and_stores_it(newsbot, engine, store, ma
     stored = store.get_answer(answer_id_of(kw))
     assert stored is not None and stored.question == answer.question
     assert stored.sentence_ids == [answer.quotes[0].sentence_id]
-    assert engine.calls[-1] == ("ask", (answer.question, None, None, None))
+    # "this week" in a question means the week it was sent: the interaction's UTC date.
+    assert engine.calls[-1] == ("ask", (answer.question, None, None, None, dt.date(2024, 5, 7)))
 
 
 def test_ask_decline_is_plain(newsbot, make_interaction) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +93,8 @@ def test_ask_decline_is_plain(newsbot, make_interaction) -> None:  # type: ignor
 def test_ask_filters_are_parsed_and_passed(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
     run(AskCog(newsbot).ask_slash(make_interaction(), "q?", source="daily planet", since="2024-01-01",
                                   until="2024-02-01"))
-    assert engine.calls[-1] == ("ask", ("q?", "Daily Planet", dt.date(2024, 1, 1), dt.date(2024, 2, 1)))
+    assert engine.calls[-1] == ("ask", ("q?", "Daily Planet", dt.date(2024, 1, 1), dt.date(2024, 2, 1),
+                                        dt.date(2024, 5, 7)))
 
 
 @pytest.mark.parametrize(
@@ -203,6 +205,7 @@ def test_tree_on_error_apologises(newsbot, make_interaction, caplog) -> None:  #
 class FakeMessage:
     def __init__(self, content: str, *, author_id: int = 5, bot: bool = False) -> None:
         self.id = 1
+        self.created_at = dt.datetime(2023, 12, 31, 23, 59, tzinfo=dt.UTC)
         self.content = content
         self.author = SimpleNamespace(id=author_id, bot=bot)
         self.webhook_id = None
@@ -227,10 +230,11 @@ def with_user(bot, user_id: int = 99):  # type: ignore[no-untyped-def]
     return bot
 
 
-def test_mention_gets_a_reply(newsbot, answer) -> None:  # type: ignore[no-untyped-def]
+def test_mention_gets_a_reply(newsbot, engine, answer) -> None:  # type: ignore[no-untyped-def]
     cog = AskCog(with_user(newsbot))
     msg = FakeMessage(f"<@99> {answer.question}")
     run(cog.on_message(msg))
+    assert engine.calls[-1] == ("ask", (answer.question, None, None, None, dt.date(2023, 12, 31)))
     (kw,) = msg.replies
     assert_safe(kw)
     assert kw["mention_author"] is False
