@@ -148,7 +148,8 @@ class EvalResult:
             f"decline rate on out-of-corpus questions: {pct(self.decline_rate)}",
             (f"{self.with_window} questions say when (\"this week\", \"recently\") and were read against their "
              f"date; asked with no date, the rates would be {pct(self.undated_answer_rate).strip()} and "
-             f"{pct(self.undated_decline_rate).strip()}" if self.dates_used else
+             f"{pct(self.undated_decline_rate).strip()}" if self.with_window else
+             "no question says when (\"this week\") on a date" if self.dates_used else
              "the questions' dates were ignored (--ignore-dates)"),
             f"warm ask latency: p50 {self.latency_ms['p50']:.1f} ms, p95 {self.latency_ms['p95']:.1f} ms; "
             f"floor (encode + exact FAISS search): p50 {self.floor_ms['p50']:.1f} ms, p95 {self.floor_ms['p95']:.1f} ms; "
