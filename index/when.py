@@ -51,6 +51,7 @@ _RULES: tuple[tuple[re.Pattern[str], int, int], ...] = tuple(
     )
 )
 _THIS_YEAR = re.compile(rf"\b(this|so far this|earlier this|later this) year{_S}\b", re.I)
+_LAST_YEAR = re.compile(rf"\blast year{_S}\b", re.I)
 
 
 def question_window(question: str, asked_on: dt.date | None) -> Window | None:
@@ -69,6 +70,10 @@ def question_window(question: str, asked_on: dt.date | None) -> Window | None:
     if m:
         # News of early January is often about the year before; a little slack at the start.
         return Window(dt.date(asked_on.year, 1, 1) - 14 * _DAY, dt.date(asked_on.year, 12, 31), m.group(0))
+    m = _LAST_YEAR.search(question)
+    if m:
+        # Last year's events are often reported or reviewed early in this one.
+        return Window(dt.date(asked_on.year - 1, 1, 1) - 14 * _DAY, dt.date(asked_on.year, 1, 31), m.group(0))
     return None
 
 

@@ -41,6 +41,13 @@ def test_this_year_is_the_calendar_year_with_slack_for_early_january() -> None:
     assert w.end == dt.date(2024, 12, 31) and dt.date(2023, 12, 20) in w and dt.date(2023, 12, 1) not in w
 
 
+def test_last_year_is_the_calendar_year_before_and_its_reviews() -> None:
+    w = question_window("Which film earned the most last year?", ASKED)
+    assert w is not None and w.phrase == "last year"
+    assert dt.date(2023, 6, 1) in w and dt.date(2024, 1, 31) in w and dt.date(2024, 2, 1) not in w
+    assert dt.date(2022, 12, 1) not in w
+
+
 @pytest.mark.parametrize(
     "question",
     [
