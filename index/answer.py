@@ -376,11 +376,11 @@ class Answerer:
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
         if window is not None and self.stale(window, ranked):
-            newest = max((d for d in self.snap.article_day.values() if d is not None), default=None)
+            newest = self.snap.newest_day  # not None: the best candidate's article is dated
             return Answer(q, False, 0.0,
                           message=f"The articles don't say: the question asks about {window.phrase!r} "
                                   f"({window.start.isoformat()} to {window.end.isoformat()}), and none of them "
-                                  f"is from then (the newest is from {newest.isoformat() if newest else 'an unknown date'}).",
+                                  f"is from then (the newest is from {newest}).",
                           timings_ms=timings)
         if not ranked.candidates or ranked.confidence < self.threshold:
             where = " matching those filters" if filters.active else ""

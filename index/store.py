@@ -715,6 +715,7 @@ class Snapshot:
         dated = sorted((d.toordinal(), i) for i, d in self.article_day.items() if d is not None)
         self._day_ords = [o for o, _ in dated]
         self._day_ids = [i for _, i in dated]
+        self.newest_day = dt.date.fromordinal(self._day_ords[-1]) if dated else None
 
     # -- loading ------------------------------------------------------------------------------
 
