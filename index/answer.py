@@ -93,6 +93,7 @@ RANK_FEATURES = (
 # event. Article-level, so it means the same on a corpus of any size.
 # (When the question says when, "this week", and no article is from then, Answerer.stale declines
 # it before the confidence is consulted.)
+_IN_WINDOW = RANK_FEATURES.index("in_window")
 CONFIDENCE_FEATURES = ("z_top", "max_coverage", "max_ctx_coverage", "max_cos", "q_unknown_names", "numbers_missing")
 
 
@@ -347,7 +348,9 @@ class Answerer:
             c.z = float(z)
         cands.sort(key=lambda c: c.z, reverse=True)
         qf = qf.copy()
-        qf[0] = cands[0].z
+        # Being from the question's week helps a sentence win, but is no evidence that it answers:
+        # the confidence sees the best score without that part.
+        qf[0] = cands[0].z - self.model.rank[_IN_WINDOW] * cands[0].features[_IN_WINDOW]
         qf[5] = cands[0].numbers_missing
         zc = float(self.model.conf @ qf + self.model.conf_bias)
         return Ranked(cands, 1.0 / (1.0 + math.exp(-zc)), qf)

@@ -122,7 +122,9 @@ def main() -> int:
         qf = qf.copy()
         if len(x):
             best = int(np.argmax(x @ rank))
-            qf[0], qf[5] = float(x[best] @ rank), missing[best, 0]
+            # As Answerer.rank: z_top without the in_window part.
+            k = RANK_FEATURES.index("in_window")
+            qf[0], qf[5] = float(x[best] @ rank - rank[k] * x[best, k]), missing[best, 0]
         return qf
 
     def score(model: AnswerModel, idx: list[int]) -> dict[str, float]:
