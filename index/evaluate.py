@@ -130,6 +130,7 @@ class EvalResult:
     dates_used: bool = True
     undated_answer_rate: float = 0.0
     undated_decline_rate: float = 0.0
+    undated_acc1: float = 0.0  # strict (declines count as wrong)
     per_question: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> str:
@@ -147,7 +148,8 @@ class EvalResult:
             f"answer rate on answerable questions: {pct(self.answer_rate)}",
             f"decline rate on out-of-corpus questions: {pct(self.decline_rate)}",
             (f"{self.with_window} questions say when (\"this week\", \"recently\") and were read against their "
-             f"date; asked with no date, the rates would be {pct(self.undated_answer_rate).strip()} and "
+             f"date; asked with no date, acc@1 (declines = wrong) and the rates would be "
+             f"{pct(self.undated_acc1).strip()}, {pct(self.undated_answer_rate).strip()} and "
              f"{pct(self.undated_decline_rate).strip()}" if self.with_window else
              "no question says when (\"this week\") on a date" if self.dates_used else
              "the questions' dates were ignored (--ignore-dates)"),
@@ -177,7 +179,7 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, 
     res = EvalResult(n_questions=len(questions), sentences=snap.total_sentences,
                      articles=snap.manifest["counts"]["articles"], threshold=engine._state.answerer.threshold)  # noqa: SLF001
     bm25, cosine = SystemScore("bm25"), SystemScore("cosine")
-    e_top1 = e_top3 = r_top1 = r_top3 = answered = declined = undated_answered = undated_declined = 0
+    e_top1 = e_top3 = r_top1 = r_top3 = answered = declined = undated_answered = undated_declined = undated_top1 = 0
     res.dates_used = use_dates
     latencies: list[float] = []
     floors: list[float] = []
@@ -220,6 +222,7 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, 
             r_top3 += any(is_correct(t, q.answers) for t in ranked[:3])
             answered += ans.answered
             undated_answered += undated.answered
+            undated_top1 += bool(undated.quotes) and is_correct(undated.quotes[0].text, q.answers)
             rec.update(correct1=ok1, correct3=ok3, best=ranked[0] if ranked else None,
                        best_correct=bool(ranked) and is_correct(ranked[0], q.answers))
         else:
@@ -236,6 +239,7 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, 
     res.decline_rate = declined / max(res.n_unanswerable, 1)
     res.undated_answer_rate = undated_answered / n
     res.undated_decline_rate = undated_declined / max(res.n_unanswerable, 1)
+    res.undated_acc1 = undated_top1 / n
     res.bm25, res.cosine = bm25.row(), cosine.row()
     res.latency_ms, res.floor_ms = _pcts(latencies), _pcts(floors)
     return res
