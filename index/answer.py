@@ -9,7 +9,8 @@
    must say something new), the answer type, shared phrases.
 3. A logistic model turns the features into the probability that the sentence answers the
    question; the best one's probability is the answer's confidence. Below the threshold the engine
-   declines.
+   declines. A question that says when ("this week", read against the day it is asked:
+   index/when.py) prefers articles from then, and is declined when no article is from then.
 4. Up to three sentences close to the best are quoted; a sentence that occurs in several articles
    is quoted once and cited to all of them.
 """

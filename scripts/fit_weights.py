@@ -11,6 +11,10 @@
 4. The decline threshold: the highest confidence that still answers ``--answer-rate`` of the
    answerable training questions.
 
+Each question is asked on its record's ``date``: one that says "this week" with no article from
+then is declined by a rule (Answerer.stale), so it is scored as declined and left out of the
+confidence's fit.
+
 Reports 5-fold cross-validated acc@1, answer and decline rates (folds by question) next to the
 in-sample numbers, and with ``--write`` saves the model fitted on every question.
 """
