@@ -280,8 +280,9 @@ class Answerer:
             by_article.setdefault(r.article, []).append(float(c))
         most = max(len(v) for v in by_article.values())
         day = self.snap.article_day
-        in_window = np.array([window is not None and day[r.article] is not None and day[r.article] in window
-                              for r in pool], dtype=np.float64)
+        in_window = np.zeros(len(pool))
+        if window is not None:
+            in_window[:] = [day[r.article] is not None and day[r.article] in window for r in pool]
         keep = np.argsort(-(cos_all + 0.5 * cov_all + WINDOW_PRERANK * in_window), kind="stable")[: self.prerank]
 
         # Stage 2, the kept sentences: their neighbourhoods and the costlier features.
@@ -299,8 +300,8 @@ class Answerer:
         if n_ids:
             for i, v in zip(n_ids, self.snap.reconstruct(n_ids) @ qvec):
                 cos_of[i] = float(v)
-        qword_set = {stem(w) for w in words(question)}
         qwords = [stem(w) for w in words(question)]
+        qword_set = set(qwords)
         q_ngrams = {tuple(qwords[i:i + n]) for n in (2, 3, 4) for i in range(len(qwords) - n + 1)}
         qtype = _question_type(question)
         f = np.zeros((len(cand_rows), len(RANK_FEATURES)), dtype=np.float64)
@@ -379,7 +380,7 @@ class Answerer:
         ranked = self.rank(*self.candidates(q, qvec, filters, lexical, window=window))
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
-        if window is not None and self.stale(window, ranked):
+        if self.stale(window, ranked):
             newest = self.snap.newest_day  # not None: the best candidate's article is dated
             return Answer(q, False, 0.0,
                           message=f"The articles don't say: the question asks about {window.phrase!r} "

@@ -33,7 +33,7 @@ from .answer import fts_query
 from .config import Settings
 from .errors import NewsbotError
 from .terms import content_words
-from .when import question_window
+from .when import parse_day, question_window
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,16 @@ class Question:
 
 
 def _asked_on(value: object) -> dt.date | None:
-    """A question record's date ("2024-05-07", "2024/05/07", or with a time after it)."""
+    """A question record's date ("2024-05-07", "2024/05/07", or with a time after it), read as
+    articles' dates are (index/when.py), but a bad one is an error, not an unknown date."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise TypeError(f"its date must be text, not {value!r}")
-    try:
-        return dt.date.fromisoformat(value.strip()[:10].replace("/", "-"))
-    except ValueError:
-        raise ValueError(f"its date {value!r} is not a date like 2024-05-07") from None
+    day = parse_day(value)
+    if day is None:
+        raise ValueError(f"its date {value!r} is not a date like 2024-05-07")
+    return day
 
 
 def load_questions(path: Path) -> list[Question]:
