@@ -69,6 +69,47 @@ def _opt_int(value: str) -> int | None:
     return int(value) if value.strip() else None
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in a duration such as ``30s``, ``10m``, ``1h``, ``2d`` or ``1h30m`` (a bare number is seconds)."""
+    import re
+
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
+        if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([smhd])", "", text).strip():
+            raise ValueError(f"{value!r} is not a duration like 30s, 10m or 1h")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
+
+
+def _duration(value: str) -> float:
+    return parse_duration(value)
+
+
+def _private_urls(value: str) -> tuple[str, ...]:
+    """NEWSBOT_ALLOW_PRIVATE_URLS: "1"/"true" = every address (``("*",)``), else a comma-separated
+    list of host names and networks (``intranet.example, 10.0.0.0/8``), "" or "0" = none."""
+    v = value.strip()
+    if v.lower() in {"1", "true", "yes", "on", "*"}:
+        return ("*",)
+    if v.lower() in {"", "0", "false", "no", "off"}:
+        return ()
+    items = tuple(x.strip().lower() for x in v.split(",") if x.strip())
+    import ipaddress
+
+    for item in items:
+        if "/" in item:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad network
+    return items
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting newsbot reads. Each field names its environment variable in ``metadata``."""
@@ -104,6 +145,21 @@ class Settings:
         default=PROJECT_ROOT / "data" / "feedback.sqlite3",
         metadata={"env": "NEWSBOT_FEEDBACK_DB", "parse": _path},
     )
+    # Live news: feeds, article links and the watcher (docs/INGEST.md)
+    watch: bool = field(default=False, metadata={"env": "NEWSBOT_WATCH", "parse": _bool})
+    feed_interval: float = field(default=900.0, metadata={"env": "NEWSBOT_FEED_INTERVAL", "parse": _duration})
+    feed_max_failures: int = field(default=6, metadata={"env": "NEWSBOT_FEED_MAX_FAILURES", "parse": int})
+    retention_days: int | None = field(default=None, metadata={"env": "NEWSBOT_RETENTION_DAYS", "parse": _opt_int})
+    contact_url: str = field(default="", metadata={"env": "NEWSBOT_CONTACT_URL", "parse": str})
+    fetch_timeout: float = field(default=30.0, metadata={"env": "NEWSBOT_FETCH_TIMEOUT_SECONDS", "parse": float})
+    connect_timeout: float = field(default=10.0, metadata={"env": "NEWSBOT_CONNECT_TIMEOUT_SECONDS", "parse": float})
+    fetch_max_bytes: int = field(default=10 * 1024 * 1024, metadata={"env": "NEWSBOT_FETCH_MAX_BYTES", "parse": int})
+    host_delay: float = field(default=1.0, metadata={"env": "NEWSBOT_HOST_DELAY_SECONDS", "parse": float})
+    fetch_concurrency: int = field(default=8, metadata={"env": "NEWSBOT_FETCH_CONCURRENCY", "parse": int})
+    allow_private_urls: tuple[str, ...] = field(
+        default=(), metadata={"env": "NEWSBOT_ALLOW_PRIVATE_URLS", "parse": _private_urls}
+    )
+    index_poll_seconds: float = field(default=2.0, metadata={"env": "NEWSBOT_INDEX_POLL_SECONDS", "parse": float})
     # Only for tests against a local Discord stand-in: where discord.py sends REST and gateway traffic.
     discord_api_base: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_API_BASE", "parse": str})
     discord_gateway: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_GATEWAY", "parse": str})
@@ -156,3 +212,30 @@ class Settings:
             raise ConfigError("NEWSBOT_NPROBE must be at least 1 (or empty: the value the rebuild tuned)")
         if self.cooldown_seconds < 0:
             raise ConfigError("NEWSBOT_COOLDOWN_SECONDS must not be negative")
+        if self.feed_max_failures < 1:
+            raise ConfigError("NEWSBOT_FEED_MAX_FAILURES must be at least 1")
+        if self.retention_days is not None and self.retention_days < 1:
+            raise ConfigError("NEWSBOT_RETENTION_DAYS must be at least 1 (or empty: keep every article)")
+        if self.fetch_timeout <= 0 or self.connect_timeout <= 0:
+            raise ConfigError("NEWSBOT_FETCH_TIMEOUT_SECONDS and NEWSBOT_CONNECT_TIMEOUT_SECONDS must be positive")
+        if self.fetch_max_bytes < 1024:
+            raise ConfigError("NEWSBOT_FETCH_MAX_BYTES must be at least 1024")
+        if self.host_delay < 0:
+            raise ConfigError("NEWSBOT_HOST_DELAY_SECONDS must not be negative")
+        if self.fetch_concurrency < 1:
+            raise ConfigError("NEWSBOT_FETCH_CONCURRENCY must be at least 1")
+        if self.index_poll_seconds <= 0:
+            raise ConfigError("NEWSBOT_INDEX_POLL_SECONDS must be positive")
+        if self.contact_url and not self.contact_url.startswith(("http://", "https://", "mailto:")):
+            raise ConfigError("NEWSBOT_CONTACT_URL must be an http(s) or mailto: URL")
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the feeds and what was fetched are recorded: ``<corpus>/.newsbot`` (the loader skips
+        dot-folders), so that a corpus folder carries its own feeds."""
+        return self.corpus_dir / ".newsbot"
+
+    @property
+    def web_dir(self) -> Path:
+        """Where fetched articles are kept, as Markdown files with their metadata: ``<corpus>/web``."""
+        return self.corpus_dir / "web"

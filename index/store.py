@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, wire
 from .clean import classify
 from .embed import Embedder, file_sha256
 from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from .loaders import LoadResult
-from .records import ArticleInfo, PassageView
+from .records import Article, ArticleInfo, PassageView
 from .split import split_article
 from .terms import TermStats, update_df
 from .terms import terms as sentence_terms
@@ -50,7 +50,7 @@ from .when import parse_day
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 
 _SCHEMA = """
@@ -65,7 +65,8 @@ CREATE TABLE articles(
     authors TEXT NOT NULL,
     path TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    wire INTEGER  -- wire-copy group: the row id of the first of its copies (index.wire), else NULL
 );
 CREATE TABLE passages(
     id INTEGER PRIMARY KEY,
@@ -92,6 +93,8 @@ CREATE INDEX passages_article ON passages(article, idx);
 CREATE VIRTUAL TABLE sentences_fts USING fts5(
     text, content='sentences', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
 );
+CREATE INDEX articles_wire ON articles(wire) WHERE wire IS NOT NULL;
+""" + wire.SCHEMA + """
 CREATE TRIGGER sentences_ai AFTER INSERT ON sentences BEGIN
     INSERT INTO sentences_fts(rowid, text) VALUES (new.id, new.text);
 END;
@@ -370,6 +373,43 @@ def _index_spec(manifest: dict[str, Any]) -> IndexSpec:
     return IndexSpec.from_json(manifest.get("index", manifest.get("index_type")))
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What a new generation changes.
+
+    ``whole``: ``articles`` is the whole corpus, and any indexed article not among them is removed
+    (``newsbot rebuild``). Otherwise ``articles`` are added or replace their old versions, the ids
+    in ``removed`` are dropped, and everything else stays (the watcher's rounds).
+    """
+
+    articles: Sequence[Article]
+    removed: frozenset[str] = frozenset()
+    whole: bool = True
+
+
+@dataclass
+class _Plan:
+    removed_rows: list[int]  # article row ids to delete (removed, or replaced by a new version)
+    todo: list[Article]  # articles to parse, embed and insert
+
+
+def _diff(have: dict[str, tuple[int, str]], changes: Changes, report: BuildReport) -> _Plan:
+    """Which indexed articles go and which articles come, given what the index ``have``s (ext id ->
+    row id, fingerprint)."""
+    given = {a.id: a for a in changes.articles}
+    if changes.whole:
+        gone = [ext for ext in have if ext not in given]
+    else:
+        gone = [ext for ext in changes.removed if ext in have and ext not in given]
+    changed = [ext for ext, (_, fp) in have.items() if ext in given and given[ext].fingerprint != fp]
+    todo = [a for a in changes.articles if a.id not in have or have[a.id][1] != a.fingerprint]
+    report.removed = len(gone)
+    report.changed = len(changed)
+    report.added = len(todo) - len(changed)
+    report.unchanged = len(changes.articles) - len(todo) if changes.whole else len(have) - len(gone) - len(changed)
+    return _Plan([have[ext][0] for ext in gone + changed], todo)
+
+
 def build_index(
     index_dir: Path,
     loaded: LoadResult,
@@ -383,238 +423,336 @@ def build_index(
     vector_options: VectorOptions | None = None,
     use_cache: bool = True,
 ) -> BuildReport:
-    """Build or update the index in ``index_dir`` from ``loaded`` articles.
+    """Build or update the index in ``index_dir`` from the whole corpus, ``loaded``.
 
     Incremental unless ``full``: unchanged articles keep their rows and vectors, changed and new
     ones are embedded, removed ones are dropped. ``hook`` is called with a stage name at each step
-    (tests use it to kill a build at chosen points). ``vector_options`` picks the vector index
-    (default: by size, see index/vectors.py); ``use_cache=False`` skips the embedding cache.
+    (tests use it to kill a build at chosen points; raising in it abandons the build, leaving the
+    current index as it was). ``vector_options`` picks the vector index (default: by size, see
+    index/vectors.py); ``use_cache=False`` skips the embedding cache.
     """
+    report = BuildReport(full=full, warnings=[str(w) for w in loaded.warnings])
+    return _write_generation(index_dir, Changes(loaded.articles), embedder, report, full=full, progress=progress,
+                             corpus_dir=corpus_dir, wait=wait, hook=hook, vector_options=vector_options,
+                             use_cache=use_cache)
+
+
+def update_index(
+    index_dir: Path,
+    articles: Sequence[Article],
+    removed: Iterable[str],
+    embedder: Embedder,
+    *,
+    progress: ProgressFn | None = None,
+    corpus_dir: Path | None = None,
+    hook: Callable[[str], None] | None = None,
+    vector_options: VectorOptions | None = None,
+) -> BuildReport:
+    """Add or replace ``articles`` and drop the ``removed`` ids in the index, keeping everything else:
+    one new generation, committed atomically under the rebuild lock (waiting for a running rebuild).
+
+    Raises IndexNotFoundError (or IndexMismatchError) when there is no index it can update: the
+    caller then builds one from the whole corpus.
+    """
+    report = BuildReport()
+    return _write_generation(index_dir, Changes(articles, frozenset(removed), whole=False), embedder, report,
+                             progress=progress, corpus_dir=corpus_dir, wait=True, hook=hook,
+                             vector_options=vector_options)
+
+
+def indexed_fingerprints(index_dir: Path) -> dict[str, str] | None:
+    """Article id -> fingerprint of every article in the current index (None when there is none):
+    read from the database alone, without loading vectors or a model."""
+    try:
+        manifest = read_manifest(index_dir)
+        db = sqlite3.connect(f"file:{index_dir / manifest['files']['sqlite']}?mode=ro", uri=True)
+    except (IndexNotFoundError, IndexMismatchError, sqlite3.Error):
+        return None
+    try:
+        return dict(db.execute("SELECT ext_id, fingerprint FROM articles").fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+
+
+@dataclass
+class _WorkingCopy:
+    """The generation being written: its database (a copy of the current one, or new) and vectors."""
+
+    db: sqlite3.Connection
+    vectors: Any
+    spec: IndexSpec | None
+    previous: dict[str, Any] | None
+    db_path: Path
+    faiss_path: Path
+
+
+def _open_working_copy(index_dir: Path, generation: int, embedder: Embedder, *, full: bool,
+                       partial: bool) -> _WorkingCopy:
+    """Copy the current generation into ``generation``'s temporary files (or start a new one when
+    ``full``, or when the current one cannot be updated and the build is not ``partial``)."""
     from . import vectors as vec
 
-    vector_options = vector_options or VectorOptions()
+    tmp_db = index_dir / f".gen-{generation:06d}.sqlite3.tmp"
+    tmp_faiss = index_dir / f".gen-{generation:06d}.faiss.tmp"
+    for p in (tmp_db, tmp_faiss):
+        p.unlink(missing_ok=True)
+    previous: dict[str, Any] | None = None
+    if not full:
+        try:
+            previous = read_manifest(index_dir)
+            _check_model(previous, embedder)
+            Snapshot.verify_files(index_dir, previous)
+        except (IndexNotFoundError, IndexMismatchError) as e:
+            if partial:
+                raise
+            if previous is not None:
+                log.warning("cannot update the existing index (%s); building from scratch", e)
+            previous = None
+    if previous is not None:
+        dst = None
+        try:
+            src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
+            dst = sqlite3.connect(tmp_db)
+            src.backup(dst)
+            src.close()
+            if dst.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("the database fails its integrity check")
+            spec = _index_spec(previous)
+            vectors = vec.load(index_dir / previous["files"]["faiss"], spec)
+            return _WorkingCopy(dst, vectors, spec, previous, tmp_db, tmp_faiss)
+        except (sqlite3.Error, VectorIndexError, IndexMismatchError, RuntimeError, OSError) as e:
+            with contextlib.suppress(Exception):
+                dst.close()  # type: ignore[union-attr]
+            tmp_db.unlink(missing_ok=True)
+            if partial:
+                raise IndexMismatchError(f"cannot update the index in {index_dir} ({e})") from e
+            log.warning("cannot update the existing index (%s); building from scratch", e)
+    dst = sqlite3.connect(tmp_db)
+    dst.executescript(_SCHEMA)
+    # Sentence ids never repeat across generations, so an id kept by a client (a button on
+    # an old answer) can never point at another sentence after a full rebuild.
+    dst.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('sentences', ?)", (generation << 32,))
+    dst.commit()
+    return _WorkingCopy(dst, None, None, None, tmp_db, tmp_faiss)
+
+
+def _remove_rows(wc: _WorkingCopy, rows: Sequence[int], embedder: Embedder, df_removed: Counter[str]) -> None:
+    """Delete these articles (children first) and their vectors."""
+    from . import vectors as vec
+
+    db = wc.db
+    gone: list[int] = []
+    for i in range(0, len(rows), 500):
+        chunk = list(rows[i:i + 500])
+        marks = ",".join("?" * len(chunk))
+        for r, t in db.execute(f"SELECT id, terms FROM sentences WHERE article IN ({marks})", chunk):
+            gone.append(r)
+            df_removed.update(t.split())
+        db.execute(f"DELETE FROM sentences WHERE article IN ({marks})", chunk)
+        db.execute(f"DELETE FROM passages WHERE article IN ({marks})", chunk)
+        db.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
+    wire.remove(db, rows)
+    if gone and wc.vectors is not None:
+        try:
+            vec.remove(wc.vectors, gone)
+        except VectorIndexError:
+            # HNSW cannot remove: rebuild its graph from the vectors that stay (no re-embedding).
+            keep_ids, keep_vecs = vec.all_vectors(wc.vectors)
+            keep = ~np.isin(keep_ids, np.asarray(gone, dtype=np.int64))
+            wc.vectors, wc.spec = vec.build(wc.spec, keep_ids[keep], keep_vecs[keep], embedder.dimension)
+
+
+def _insert_articles(db: sqlite3.Connection, todo: Sequence[Article], df_added: Counter[str],
+                     step: Callable[[str], None]) -> tuple[list[int], list[str]]:
+    """Parse, split and insert each article (with its wire-copy group); the new sentences' ids and texts."""
+    new_ids: list[int] = []
+    new_texts: list[str] = []
+    for n_art, art in enumerate(todo):
+        step(f"parse:{n_art}")
+        blocks = classify(art.text)
+        sentences, passages = split_article(art.id, art.text, blocks)
+        cur = db.execute(
+            "INSERT INTO articles(ext_id, title, source, url, published, authors, path, fingerprint, text)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (art.id, art.title, art.source, art.url, art.published, json.dumps(list(art.authors)),
+             art.path, art.fingerprint, art.text),
+        )
+        aid = int(cur.lastrowid)  # type: ignore[arg-type]
+        group = wire.add(db, aid, "\n".join(art.text[b.start:b.end] for b in blocks if b.kind == "body"))
+        if group is not None:
+            db.execute("UPDATE articles SET wire=? WHERE id=?", (group, aid))
+        pids = []
+        for p in passages:
+            pids.append(db.execute(
+                "INSERT INTO passages(article, idx, start, end) VALUES (?,?,?,?)",
+                (aid, p.index, p.start, p.end),
+            ).lastrowid)
+        for s in sentences:
+            s_terms = sentence_terms(s.text)
+            df_added.update(s_terms)
+            sid = db.execute(
+                "INSERT INTO sentences(article, passage, idx, start, end, text, terms, n_terms)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (aid, pids[s.passage], s.index, s.start, s.end, s.text, " ".join(s_terms), len(s_terms)),
+            ).lastrowid
+            new_ids.append(int(sid))  # type: ignore[arg-type]
+            new_texts.append(s.text)
+    return new_ids, new_texts
+
+
+def _embed(index_dir: Path, texts: list[str], embedder: Embedder, *, use_cache: bool, progress: ProgressFn | None,
+           report: BuildReport, step: Callable[[str], None]) -> np.ndarray:
+    cache = None
+    try:
+        if use_cache:
+            cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
+    except sqlite3.Error as e:  # a broken cache only costs time
+        log.warning("embedding cache unavailable (%s); embedding everything", e)
+    try:
+        return _embed_sentences(texts, embedder, cache, progress, report, step)
+    finally:
+        if cache:
+            cache.close()
+
+
+def _add_vectors(wc: _WorkingCopy, ids: list[int], vecs: np.ndarray, embedder: Embedder,
+                 options: VectorOptions) -> None:
+    """Add the new vectors, moving to another kind of vector index when the size calls for it."""
+    from . import vectors as vec
+
+    id_arr = np.asarray(ids, dtype=np.int64)
+    n_total = (0 if wc.vectors is None else int(wc.vectors.ntotal)) + len(ids)
+    wanted_spec = vec.choose_spec(n_total, options, current=wc.spec)
+    if wc.vectors is None:
+        wc.vectors, wc.spec = vec.build(wanted_spec, id_arr, vecs, embedder.dimension)
+    elif wanted_spec == wc.spec:
+        vec.add(wc.vectors, id_arr, vecs)
+    else:
+        # The corpus crossed a size threshold (or the settings changed): move the stored vectors
+        # into the new kind of index. Costs a retraining, never a re-embedding.
+        log.info("vector index: %s -> %s for %d vectors", wc.spec.describe() if wc.spec else "none",
+                 wanted_spec.describe(), n_total)
+        old_ids, old_vecs = vec.all_vectors(wc.vectors)
+        wc.vectors = None
+        wc.vectors, wc.spec = vec.build(wanted_spec, np.concatenate([old_ids, id_arr]),
+                                        np.vstack([old_vecs, vecs]), embedder.dimension)
+
+
+def _commit(index_dir: Path, wc: _WorkingCopy, generation: int, embedder: Embedder, corpus_dir: Path | None,
+            live_files: set[str], step: Callable[[str], None]) -> dict[str, int]:
+    """Write the files, move them into place and replace the manifest: the commit point."""
+    from . import vectors as vec
+
+    db = wc.db
+    assert wc.spec is not None
+    counts = {
+        "articles": db.execute("SELECT count(*) FROM articles").fetchone()[0],
+        "passages": db.execute("SELECT count(*) FROM passages").fetchone()[0],
+        "sentences": db.execute("SELECT count(*) FROM sentences").fetchone()[0],
+        "vectors": int(wc.vectors.ntotal),
+    }
+    if counts["sentences"] != counts["vectors"]:
+        raise IndexMismatchError(
+            f"internal error: {counts['sentences']} sentences but {counts['vectors']} vectors; "
+            "rebuild with `newsbot rebuild --full`"
+        )
+    fps = [fp for (fp,) in db.execute("SELECT fingerprint FROM articles")]
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(generation),))
+    db.commit()
+    db.execute("PRAGMA optimize")
+    db.close()
+    step("db-closed")
+    vec.save(wc.vectors, wc.faiss_path)
+    step("written")
+    for p in (wc.db_path, wc.faiss_path):
+        with open(p, "rb+") as fh:
+            os.fsync(fh.fileno())
+    step("synced")
+    db_name, faiss_name = f"gen-{generation:06d}.sqlite3", f"gen-{generation:06d}.faiss"
+    os.replace(wc.db_path, index_dir / db_name)
+    step("renamed-db")
+    os.replace(wc.faiss_path, index_dir / faiss_name)
+    _fsync_dir(index_dir)
+    step("renamed")
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "generation": generation,
+        "files": {"sqlite": db_name, "faiss": faiss_name},
+        "sizes": {"sqlite": (index_dir / db_name).stat().st_size, "faiss": (index_dir / faiss_name).stat().st_size},
+        "sha256": {"sqlite": file_sha256(index_dir / db_name), "faiss": file_sha256(index_dir / faiss_name)},
+        "model": {"name": embedder.name, "sha256": embedder.fingerprint, "dimension": embedder.dimension},
+        "metric": "cosine (inner product of unit vectors)",
+        "index_type": wc.spec.kind,
+        "index": wc.spec.to_json(),
+        "counts": counts,
+        "corpus": {"dir": str(corpus_dir) if corpus_dir else None, "fingerprint": corpus_fingerprint(fps)},
+        "versions": _versions(),
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    step("manifest")
+    _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+    step("committed")
+    _remove_old_generations(index_dir, keep={db_name, faiss_name} | live_files)
+    return counts
+
+
+def _write_generation(
+    index_dir: Path, changes: Changes, embedder: Embedder, report: BuildReport, *, full: bool = False,
+    progress: ProgressFn | None = None, corpus_dir: Path | None = None, wait: bool = False,
+    hook: Callable[[str], None] | None = None, vector_options: VectorOptions | None = None, use_cache: bool = True,
+) -> BuildReport:
+    """One new generation of the index: open a working copy, diff, remove, parse, embed, commit."""
     started = time.perf_counter()
-    report = BuildReport(full=full, warnings=[str(w) for w in loaded.warnings])
     step = hook or (lambda _stage: None)
     with rebuild_lock(index_dir, wait=wait):
         step("locked")
-        previous: dict[str, Any] | None = None
-        if not full:
-            try:
-                previous = read_manifest(index_dir)
-                _check_model(previous, embedder)
-                Snapshot.verify_files(index_dir, previous)
-            except (IndexNotFoundError, IndexMismatchError) as e:
-                if previous is not None:
-                    log.warning("cannot update the existing index (%s); building from scratch", e)
-                previous = None
-        report.full = previous is None
         # Never reuse a generation's file names, even when starting over: the current index stays
         # live (and loadable) until the new manifest replaces it.
         generation = _next_generation(index_dir)
         live_files = _manifest_files(index_dir)  # the index being served now: kept one more round
         report.generation = generation
-        db_name, faiss_name = f"gen-{generation:06d}.sqlite3", f"gen-{generation:06d}.faiss"
-        tmp_db = index_dir / f".{db_name}.tmp"
-        tmp_faiss = index_dir / f".{faiss_name}.tmp"
-        for p in (tmp_db, tmp_faiss):
-            p.unlink(missing_ok=True)
-
-        wanted = {a.id: a for a in loaded.articles}
-        if previous is not None:
-            try:
-                src = sqlite3.connect(f"file:{index_dir / previous['files']['sqlite']}?mode=ro", uri=True)
-                dst = sqlite3.connect(tmp_db)
-                src.backup(dst)
-                src.close()
-                if dst.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                    raise sqlite3.DatabaseError("the database fails its integrity check")
-                spec = _index_spec(previous)
-                vectors = vec.load(index_dir / previous["files"]["faiss"], spec)
-            except (sqlite3.Error, VectorIndexError, IndexMismatchError, RuntimeError, OSError) as e:
-                log.warning("cannot update the existing index (%s); building from scratch", e)
-                with contextlib.suppress(Exception):
-                    dst.close()
-                tmp_db.unlink(missing_ok=True)
-                previous = None
-                report.full = True
-        if previous is None:
-            dst = sqlite3.connect(tmp_db)
-            dst.executescript(_SCHEMA)
-            # Sentence ids never repeat across generations, so an id kept by a client (a button on
-            # an old answer) can never point at another sentence after a full rebuild.
-            dst.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('sentences', ?)", (generation << 32,))
-            dst.commit()
-            spec = None
-            vectors = None
+        wc = _open_working_copy(index_dir, generation, embedder, full=full, partial=not changes.whole)
+        report.full = wc.previous is None
         step("opened")
-        db = dst
-        # Rows are deleted explicitly, children first; foreign-key checks would only cost time.
-        db.execute("PRAGMA foreign_keys=OFF")
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        have = {ext: (rid, fp) for rid, ext, fp in db.execute("SELECT id, ext_id, fingerprint FROM articles")}
-        removed_rows = [rid for ext, (rid, fp) in have.items() if ext not in wanted or wanted[ext].fingerprint != fp]
-        report.removed = sum(1 for ext in have if ext not in wanted)
-        report.changed = sum(1 for ext, (_, fp) in have.items() if ext in wanted and wanted[ext].fingerprint != fp)
-        todo = [a for a in loaded.articles if a.id not in have or have[a.id][1] != a.fingerprint]
-        report.added = sum(1 for a in todo if a.id not in have)
-        report.unchanged = len(loaded.articles) - len(todo)
-
-        if previous is not None and not removed_rows and not todo:
-            db.close()
-            tmp_db.unlink(missing_ok=True)
-            report.articles = previous["counts"]["articles"]
-            report.sentences = previous["counts"]["sentences"]
-            report.up_to_date = True
-            report.seconds = time.perf_counter() - started
-            return report
-
-        step("diffed")
-        df_added: Counter[str] = Counter()
-        df_removed: Counter[str] = Counter()
-        with db:
-            if removed_rows:
-                gone: list[int] = []
-                for i in range(0, len(removed_rows), 500):
-                    chunk = removed_rows[i:i + 500]
-                    marks = ",".join("?" * len(chunk))
-                    for r, t in db.execute(f"SELECT id, terms FROM sentences WHERE article IN ({marks})", chunk):
-                        gone.append(r)
-                        df_removed.update(t.split())
-                    db.execute(f"DELETE FROM sentences WHERE article IN ({marks})", chunk)
-                    db.execute(f"DELETE FROM passages WHERE article IN ({marks})", chunk)
-                    db.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
-                if gone and vectors is not None:
-                    try:
-                        vec.remove(vectors, gone)
-                    except VectorIndexError:
-                        # HNSW cannot remove: rebuild its graph from the vectors that stay (no re-embedding).
-                        keep_ids, keep_vecs = vec.all_vectors(vectors)
-                        keep = ~np.isin(keep_ids, np.asarray(gone, dtype=np.int64))
-                        vectors, spec = vec.build(spec, keep_ids[keep], keep_vecs[keep], embedder.dimension)
-            step("removed")
-
-            # Parse and split everything new first, then embed in large batches.
-            new_ids: list[int] = []
-            new_texts: list[str] = []
-            for n_art, art in enumerate(todo):
-                step(f"parse:{n_art}")
-                blocks = classify(art.text)
-                sentences, passages = split_article(art.id, art.text, blocks)
-                cur = db.execute(
-                    "INSERT INTO articles(ext_id, title, source, url, published, authors, path, fingerprint, text)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)",
-                    (art.id, art.title, art.source, art.url, art.published, json.dumps(list(art.authors)),
-                     art.path, art.fingerprint, art.text),
-                )
-                aid = cur.lastrowid
-                pids = []
-                for p in passages:
-                    pids.append(db.execute(
-                        "INSERT INTO passages(article, idx, start, end) VALUES (?,?,?,?)",
-                        (aid, p.index, p.start, p.end),
-                    ).lastrowid)
-                for s in sentences:
-                    s_terms = sentence_terms(s.text)
-                    df_added.update(s_terms)
-                    sid = db.execute(
-                        "INSERT INTO sentences(article, passage, idx, start, end, text, terms, n_terms)"
-                        " VALUES (?,?,?,?,?,?,?,?)",
-                        (aid, pids[s.passage], s.index, s.start, s.end, s.text, " ".join(s_terms), len(s_terms)),
-                    ).lastrowid
-                    new_ids.append(int(sid))  # type: ignore[arg-type]
-                    new_texts.append(s.text)
-            update_df(db, df_added, df_removed)
-            step("parsed")
-
-        cache = None
         try:
-            if use_cache:
-                cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
-        except sqlite3.Error as e:  # a broken cache only costs time
-            log.warning("embedding cache unavailable (%s); embedding everything", e)
-        try:
-            vecs = _embed_sentences(new_texts, embedder, cache, progress, report, step)
-        finally:
-            if cache:
-                cache.close()
-        step("embedded")
-        id_arr = np.asarray(new_ids, dtype=np.int64)
-        n_total = (0 if vectors is None else int(vectors.ntotal)) + len(new_ids)
-        wanted_spec = vec.choose_spec(n_total, vector_options, current=spec)
-        if vectors is None:
-            vectors, spec = vec.build(wanted_spec, id_arr, vecs, embedder.dimension)
-        elif wanted_spec == spec:
-            vec.add(vectors, id_arr, vecs)
-        else:
-            # The corpus crossed a size threshold (or the settings changed): move the stored vectors
-            # into the new kind of index. Costs a retraining, never a re-embedding.
-            log.info("vector index: %s -> %s for %d vectors", spec.describe() if spec else "none",
-                     wanted_spec.describe(), n_total)
-            old_ids, old_vecs = vec.all_vectors(vectors)
-            del vectors
-            vectors, spec = vec.build(wanted_spec, np.concatenate([old_ids, id_arr]),
-                                      np.vstack([old_vecs, vecs]), embedder.dimension)
-        step("indexed")
-
-        counts = {
-            "articles": db.execute("SELECT count(*) FROM articles").fetchone()[0],
-            "passages": db.execute("SELECT count(*) FROM passages").fetchone()[0],
-            "sentences": db.execute("SELECT count(*) FROM sentences").fetchone()[0],
-            "vectors": int(vectors.ntotal),
-        }
-        if counts["sentences"] != counts["vectors"]:
-            raise IndexMismatchError(
-                f"internal error: {counts['sentences']} sentences but {counts['vectors']} vectors; "
-                "rebuild with `newsbot rebuild --full`"
-            )
-        fps = [fp for (fp,) in db.execute("SELECT fingerprint FROM articles")]
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(generation),))
-        db.commit()
-        db.execute("PRAGMA optimize")
-        db.close()
-        step("db-closed")
-        vec.save(vectors, tmp_faiss)
-        step("written")
-        for p in (tmp_db, tmp_faiss):
-            with open(p, "rb+") as fh:
-                os.fsync(fh.fileno())
-        step("synced")
-        os.replace(tmp_db, index_dir / db_name)
-        step("renamed-db")
-        os.replace(tmp_faiss, index_dir / faiss_name)
-        _fsync_dir(index_dir)
-        step("renamed")
-
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "generation": generation,
-            "files": {
-                "sqlite": db_name,
-                "faiss": faiss_name,
-            },
-            "sizes": {
-                "sqlite": (index_dir / db_name).stat().st_size,
-                "faiss": (index_dir / faiss_name).stat().st_size,
-            },
-            "sha256": {
-                "sqlite": file_sha256(index_dir / db_name),
-                "faiss": file_sha256(index_dir / faiss_name),
-            },
-            "model": {"name": embedder.name, "sha256": embedder.fingerprint, "dimension": embedder.dimension},
-            "metric": "cosine (inner product of unit vectors)",
-            "index_type": spec.kind,
-            "index": spec.to_json(),
-            "counts": counts,
-            "corpus": {"dir": str(corpus_dir) if corpus_dir else None, "fingerprint": corpus_fingerprint(fps)},
-            "versions": _versions(),
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        step("manifest")
-        _atomic_write(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-        step("committed")
-        _remove_old_generations(index_dir, keep={db_name, faiss_name} | live_files)
+            db = wc.db
+            # Rows are deleted explicitly, children first; foreign-key checks would only cost time.
+            db.execute("PRAGMA foreign_keys=OFF")
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            have = {ext: (rid, fp) for rid, ext, fp in db.execute("SELECT id, ext_id, fingerprint FROM articles")}
+            plan = _diff(have, changes, report)
+            if wc.previous is not None and not plan.removed_rows and not plan.todo:
+                db.close()
+                wc.db_path.unlink(missing_ok=True)
+                report.articles = wc.previous["counts"]["articles"]
+                report.sentences = wc.previous["counts"]["sentences"]
+                report.up_to_date = True
+                report.seconds = time.perf_counter() - started
+                return report
+            step("diffed")
+            df_added: Counter[str] = Counter()
+            df_removed: Counter[str] = Counter()
+            with db:
+                if plan.removed_rows:
+                    _remove_rows(wc, plan.removed_rows, embedder, df_removed)
+                step("removed")
+                # Parse and split everything new first, then embed in large batches.
+                new_ids, new_texts = _insert_articles(db, plan.todo, df_added, step)
+                update_df(db, df_added, df_removed)
+                step("parsed")
+            vecs = _embed(index_dir, new_texts, embedder, use_cache=use_cache, progress=progress, report=report,
+                          step=step)
+            step("embedded")
+            _add_vectors(wc, new_ids, vecs, embedder, vector_options or VectorOptions())
+            step("indexed")
+            counts = _commit(index_dir, wc, generation, embedder, corpus_dir, live_files, step)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                wc.db.close()
+            raise
         report.articles, report.sentences = counts["articles"], counts["sentences"]
         report.seconds = time.perf_counter() - started
         return report
