@@ -23,6 +23,7 @@ from index.config import Settings
 
 from .cooldown import Cooldown
 from .feedback import FeedbackStore
+from .live import Live
 from .render import choice_text
 from .send import NO_MENTIONS, apologise
 from .views import DYNAMIC_ITEMS
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.sources", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.sources", "bot.cogs.admin", "bot.cogs.feeds")
 
 
 class EngineLike(Protocol):
@@ -50,6 +51,8 @@ class EngineLike(Protocol):
     def passage(self, sentence_id: int) -> PassageView: ...
 
     def reload(self) -> Any: ...
+
+    def index_changed(self) -> bool: ...
 
     @property
     def info(self) -> dict[str, Any]: ...
@@ -111,18 +114,22 @@ class NewsBot(commands.Bot):
         self.cooldown = Cooldown(settings.cooldown_seconds)
         self.workers = Workers()
         self.outlets: tuple[str, ...] = ()
+        self.live: Live | None = None
         self._announced = False
 
     def __repr__(self) -> str:  # never shows settings (the token is redacted there anyway)
         return f"<NewsBot user={self.user!s}>"
 
     async def setup_hook(self) -> None:
-        """Open the feedback store, load the engine (in a thread), add the cogs, sync commands."""
+        """Open the feedback store, load the engine (in a thread), start following the index (and
+        feeds), add the cogs, sync commands."""
         settings = self.settings
         self.store = await asyncio.to_thread(FeedbackStore.open, settings.feedback_db)
         log.info("loading the engine (index %s)", settings.index_dir)
         self.engine = await asyncio.to_thread(self.engine_factory, settings)
         await self.refresh_outlets()
+        self.live = Live(self)
+        await self.live.start()
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for name in EXTENSIONS:
             await self.load_extension(name)
@@ -183,6 +190,9 @@ class NewsBot(commands.Bot):
             await apologise(interaction)
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.close()
+            self.live = None
         await super().close()
         self.workers.shutdown()
         if self.store is not None:

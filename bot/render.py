@@ -594,6 +594,99 @@ def render_sources_page(
     return SourcesPage(payload=fit_payload(Payload(embeds=(embed,))), page=page, pages=pages, total=total)
 
 
+# --- live news: feeds and links ------------------------------------------------------------
+
+
+FEEDS_COLOUR = 0xFAA61A
+
+
+def _counts(pages: Sequence[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in pages:
+        out[p.status] = out.get(p.status, 0) + 1
+    return out
+
+
+def render_feed_added(report: Any, every_s: float) -> Payload:
+    """``/feeds add``: "feed added: 24 items, 21 new articles indexed", and what was left out."""
+    result = report.feeds[0]
+    n = _counts(result.pages)
+    text = f"Feed added: {result.items} items, {n.get('new', 0)} new articles indexed"
+    if not report.indexed:
+        text = f"Feed added: {result.items} items, {n.get('new', 0)} new articles fetched but not indexed yet"
+    extra = [f"{n[k]} {label}" for k, label in (("duplicate", "already indexed"), ("changed", "updated"),
+                                                 ("skipped", "skipped"), ("failed", "to try again")) if n.get(k)]
+    if extra:
+        text += " (" + ", ".join(extra) + ")"
+    every = _duration_text(every_s)
+    lines = [text + "."]
+    title = escape_fit(result.title, 200)
+    lines.append(f"{title + ' · ' if title else ''}{escape_fit(result.url, 400)}" + (f" · every {every}" if every else ""))
+    reasons = [f"• {escape_fit(p.url, 200)}: {escape_fit(p.reason, 200)}" for p in result.pages
+               if p.status in ("skipped", "failed") and p.reason][:5]
+    lines.extend(reasons)
+    return Payload(content=truncate("\n".join(lines), CONTENT_LIMIT))
+
+
+def render_article_added(page: Any, indexed: bool) -> Payload:
+    """``/add``: what became of the link."""
+    title = escape_fit(page.title or page.url, 300)
+    if page.status in ("new", "changed"):
+        verb = "Added" if page.status == "new" else "Updated"
+        tail = " It is indexed: ask away." if indexed else " It is saved, but not indexed yet (see the bot's log)."
+        return Payload(content=truncate(f"{verb}: {title}.{tail}", CONTENT_LIMIT))
+    if page.status in ("unchanged", "duplicate"):
+        return Payload(content=truncate(f"Already indexed: {title}.", CONTENT_LIMIT))
+    return Payload(content=truncate(f"Not added: {escape_fit(page.url, 400)}: {escape_fit(page.reason, 400)}.",
+                                    CONTENT_LIMIT))
+
+
+def _duration_text(seconds: float) -> str:
+    s = int(round(seconds))
+    if s <= 0:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def _when(t: float | None) -> str:
+    """A Discord timestamp ("in 5 minutes", "2 hours ago", in the reader's own time zone)."""
+    return "never" if t is None else f"<t:{int(t)}:R>"
+
+
+def render_feeds(feeds: Sequence[Any]) -> Payload:
+    """``/feeds list``: each feed with its health: last fetch and status, articles taken, next
+    fetch, failures, and whether it is disabled (and why)."""
+    if not feeds:
+        return Payload(content="No feeds yet: `/feeds add url` follows one.")
+    blocks = []
+    for f in feeds:
+        head = f"**{escape_fit(f.title or 'Untitled feed', 120)}** · every {_duration_text(f.interval_s)}"
+        url = escape_fit(f.url, 300)
+        status = f"HTTP {f.last_status}" if f.last_status else "not fetched yet"
+        health = f"last fetch {_when(f.last_fetch_at)} ({status}) · {f.articles} articles taken"
+        if f.disabled:
+            state = f"⛔ **disabled**: {escape_fit(f.disabled_reason, 300)}"
+        else:
+            state = f"next fetch {_when(f.next_due_at)}"
+            if f.failures:
+                state += f" · ⚠️ {f.failures} failures in a row ({escape_fit(f.last_error, 200)})"
+        blocks.append("\n".join((head, url, health, state)))
+    desc = ""
+    for i, block in enumerate(blocks):
+        more = f"\n… and {len(blocks) - i} more (`newsbot feeds list` shows them all)"
+        if dlen(desc) + dlen(block) + dlen(more) + 2 > DESCRIPTION_LIMIT:
+            desc += more
+            break
+        desc += ("\n\n" if desc else "") + block
+    n = len(feeds)
+    embed = {"title": "Feeds I follow", "description": desc, "color": FEEDS_COLOUR,
+             "footer": {"text": f"{n} feed{'s' if n != 1 else ''} · {sum(1 for f in feeds if f.disabled)} disabled"}}
+    return fit_payload(Payload(embeds=(embed,)))
+
+
 # --- small things -------------------------------------------------------------------------
 
 
@@ -636,6 +729,9 @@ __all__ = [
     "clamp_page",
     "article_line",
     "render_sources_page",
+    "render_feed_added",
+    "render_article_added",
+    "render_feeds",
     "thread_name",
     "choice_text",
 ]

@@ -396,6 +396,22 @@ class Answerer:
         answer.timings_ms.update(timings)
         return answer
 
+    def _cite_wire_copies(self, cands: Sequence[Candidate], chosen: list[tuple[int, list[int]]]) -> None:
+        """Cite the wire copies of a quoted article (the same story under other outlets' URLs,
+        recognised at indexing) that carry the quoted sentence, even when their copy of it is not
+        among the candidates."""
+        copies = {k: [a for a in self.snap.wire_copies(cands[k].row.article) if a not in extra]
+                  for k, extra in chosen}
+        wanted = sorted({a for ids in copies.values() for a in ids})
+        if not wanted:
+            return
+        texts = self.snap.article_sentences(wanted)
+        for k, extra in chosen:
+            quote = cands[k].row.text
+            for a in copies[k]:
+                if any(_near_duplicate(quote, s.text) for s in texts.get(a, ())):
+                    extra.append(a)
+
     def _compose(self, question: str, ranked: Ranked) -> Answer:
         cands = ranked.candidates
         top = cands[0].z
@@ -425,6 +441,7 @@ class Answerer:
                 first = cands[k].row
                 if c.row.article != first.article and c.row.article not in extra and _same_sentence(first.text, c.row.text):
                     extra.append(c.row.article)
+        self._cite_wire_copies(cands, chosen)
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
         quotes: list[Quote] = []

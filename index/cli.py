@@ -69,10 +69,51 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ignore-dates", action="store_true",
                    help="ask every question with no date, as if its \"date\" field were absent")
 
+    def where_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--corpus", type=Path, metavar="DIR",
+                        help="corpus folder, where fetched articles and the feed list are kept (default: "
+                             "NEWSBOT_CORPUS_DIR or corpus/)")
+        index_arg(sp)
+
+    f = sub.add_parser("feeds", help="follow RSS and Atom feeds: add, list, remove")
+    fsub = f.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    fa = fsub.add_parser("add", help="follow a feed: fetch it now, index its articles, then every DURATION")
+    fa.add_argument("url", help="the feed's URL (RSS or Atom)")
+    fa.add_argument("--every", type=_duration, default=None, metavar="DURATION",
+                    help="how often to fetch it: 30s, 10m, 1h, ... (default: NEWSBOT_FEED_INTERVAL or 15m)")
+    fa.add_argument("--quiet", action="store_true", help="no progress bar")
+    where_args(fa)
+    fl = fsub.add_parser("list", help="the followed feeds and their health")
+    fl.add_argument("--json", action="store_true", help="print one JSON object per feed")
+    where_args(fl)
+    fr = fsub.add_parser("remove", help="stop following a feed (its articles stay indexed)")
+    fr.add_argument("url", help="the feed's URL, as `feeds list` shows it")
+    where_args(fr)
+
+    ing = sub.add_parser("ingest", help="fetch these article pages now and index them")
+    ing.add_argument("urls", nargs="+", metavar="URL", help="article page URLs")
+    ing.add_argument("--quiet", action="store_true", help="no progress bar")
+    where_args(ing)
+
+    w = sub.add_parser("watch", help="fetch due feeds and index what is new, forever (SIGTERM or Ctrl-C stops it)")
+    w.add_argument("--once", action="store_true", help="one round over the due feeds, then exit (for cron)")
+    w.add_argument("--all", action="store_true", help="make every feed due (with --once: fetch them all now)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    where_args(w)
+
     run = sub.add_parser("run", help="start the Discord bot if DISCORD_TOKEN is set, else a terminal chat")
     run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
     index_arg(run)
     return p
+
+
+def _duration(value: str) -> float:
+    from .config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -252,6 +293,125 @@ def sources(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- live news: feeds, ingest, watch ---------------------------------------------------------------
+
+
+def _ingester(settings: Settings, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .ingest import Ingester
+
+    return Ingester(settings, progress=_Progress(getattr(args, "quiet", False)))
+
+
+def _print_round(report: object) -> None:
+    from .ingest import RoundReport
+
+    assert isinstance(report, RoundReport)
+    for p in report.all_pages():
+        if p.status not in ("unchanged",):
+            print(f"  {p.line()}", file=sys.stderr)
+    if report.index_error:
+        print(f"warning: {report.index_error}", file=sys.stderr)
+
+
+def feeds(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .feeds import FeedStore
+    from .ingest import FeedRefused, feed_lines
+
+    if args.feeds_command == "list":
+        store = FeedStore.open(settings.state_dir)
+        try:
+            listed = store.feeds()
+        finally:
+            store.close()
+        if args.json:
+            for feed in listed:
+                print(json.dumps(feed.to_json(), ensure_ascii=False))
+        else:
+            for line in feed_lines(listed):
+                print(line)
+            print(f"{len(listed)} feed(s)", file=sys.stderr)
+        return 0
+
+    async def go() -> int:
+        async with _ingester(settings, args) as ing:
+            if args.feeds_command == "remove":
+                gone = await ing.remove_feed(args.url)
+                if gone is None:
+                    print(f"error: not following {args.url} (see `newsbot feeds list`)", file=sys.stderr)
+                    return 1
+                print(f"feed removed: {gone.url} ({gone.articles} articles stay indexed)")
+                return 0
+            try:
+                report = await ing.add_feed(args.url, every=args.every)
+            except FeedRefused as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            _print_round(report)
+            result = report.feeds[0]
+            indexed = "indexed" if report.indexed else "fetched (NOT indexed yet: see the warning above)"
+            print(f"feed added: {result.items} items, {result.count('new')} new articles {indexed}"
+                  + (f", {result.count('duplicate')} already indexed" if result.count("duplicate") else "")
+                  + (f", {result.count('skipped') + result.count('failed')} skipped"
+                     if result.count("skipped") + result.count("failed") else ""))
+            return 0 if report.indexed else 1
+
+    return asyncio.run(go())
+
+
+def ingest(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    async def go() -> int:
+        async with _ingester(settings, args) as ing:
+            report = await ing.ingest(args.urls)
+        _print_round(report)
+        print(report.summary())
+        ok = report.indexed and all(p.status not in ("failed", "skipped") for p in report.pages)
+        return 0 if ok else 1
+
+    return asyncio.run(go())
+
+
+def watch(settings: Settings, args: argparse.Namespace) -> int:
+    """``newsbot watch``: rounds forever (or ``--once``); SIGTERM or Ctrl-C stop it between steps."""
+    import asyncio
+    import signal
+
+    async def go() -> int:
+        async with _ingester(settings, args) as ing:
+            loop = asyncio.get_running_loop()
+            signals = 0
+
+            def on_signal(name: str) -> None:
+                nonlocal signals
+                signals += 1
+                if signals > 1:  # a second Ctrl-C: stop now (the index is atomic; the next run resumes)
+                    log.warning("%s again: stopping now", name)
+                    os._exit(130)
+                log.info("%s: stopping after the current step (again to stop at once)", name)
+                ing.stop()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig.name)
+            try:
+                if args.once:
+                    report = await ing.run_round(all_feeds=args.all)
+                    _print_round(report)
+                    print(report.summary())
+                    return 0 if report.indexed or ing.stopping.is_set() else 1
+                log.info("watching %d feeds (SIGTERM or Ctrl-C stops)", len(await ing.feeds()))
+                await ing.watch(all_first=args.all)
+                log.info("stopped")
+                return 0
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    return asyncio.run(go())
+
+
 # -- run -------------------------------------------------------------------------------------------
 
 
@@ -304,6 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return eval_main(settings, args)
         if args.command == "run":
             return run(settings, args)
+        if args.command == "feeds":
+            return feeds(settings, args)
+        if args.command == "ingest":
+            return ingest(settings, args)
+        if args.command == "watch":
+            return watch(settings, args)
     except NewsbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

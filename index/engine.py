@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import NewsbotError
 from .records import Answer, ArticleInfo, PassageView
-from .store import Snapshot
+from .store import MANIFEST, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Engine:
         self.embedder = embedder
         self._state = self._make_state(snapshot)
         self._reload_lock = threading.Lock()
+        self._seen_manifest = self._manifest_stamp()
 
     def _make_state(self, snapshot: Snapshot) -> _State:
         return _State(snapshot, Answerer(snapshot, self.embedder, threshold=self.settings.min_confidence))
@@ -78,14 +80,32 @@ class Engine:
             raise NewsbotError("that passage is no longer in the index (it was rebuilt): ask again")
         return view
 
+    def _manifest_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.settings.index_dir / MANIFEST)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def index_changed(self) -> bool:
+        """Whether the index folder's manifest was replaced since this engine last opened it: one
+        ``stat``, cheap enough to ask every second or two. A rebuild commits by replacing the manifest."""
+        return self._manifest_stamp() != self._seen_manifest
+
     def reload(self) -> dict[str, object]:
-        """Open the index anew after a rebuild. On failure the old index keeps serving."""
+        """Open the index anew after a rebuild. On failure the old index keeps serving.
+
+        Answers already under way finish on the snapshot they started with; the old snapshot is
+        closed when the last of them lets go of it.
+        """
         with self._reload_lock:
+            stamp = self._manifest_stamp()  # before opening: a commit meanwhile is noticed next time
             snapshot = Snapshot.open(self.settings.index_dir, self.embedder,  # raises, old state intact
                                      nprobe=self.settings.nprobe)
             state = self._make_state(snapshot)
             info = _info(snapshot)
             self._state = state
+            self._seen_manifest = stamp
             log.info("index reloaded: generation %s", snapshot.manifest["generation"])
             return info
 

@@ -231,15 +231,20 @@ class FeedStore:
 
     def record_success(self, feed: Feed, *, status: int, etag: str | None, last_modified: str | None,
                        body_sha: str | None, title: str | None, items: int | None, warning: str | None = None,
-                       now: float | None = None) -> None:
-        """A fetch that worked (200 or 304): next fetch one interval on, failures forgotten."""
+                       forget_validators: bool = False, now: float | None = None) -> None:
+        """A fetch that worked (200 or 304): next fetch one interval on, failures forgotten. Validators
+        given as None are kept; ``forget_validators`` drops them all, so that the next fetch is a full
+        one (some entries of this one still need their pages)."""
         now = time.time() if now is None else now
+        keep = "NULL" if forget_validators else None
         with _tx(self.db):
             self.db.execute(
-                "UPDATE feeds SET last_fetch_at=?, last_status=?, last_error=?, etag=COALESCE(?, etag), "
-                "last_modified=COALESCE(?, last_modified), body_sha=COALESCE(?, body_sha), title=COALESCE(?, title), "
-                "items=COALESCE(?, items), failures=0, next_due_at=? WHERE id=?",
-                (now, status, warning, etag, last_modified, body_sha, title, items, now + feed.interval_s, feed.id),
+                "UPDATE feeds SET last_fetch_at=?, last_status=?, last_error=?, "
+                + ("etag=NULL, last_modified=NULL, body_sha=NULL, " if keep else
+                   "etag=COALESCE(?, etag), last_modified=COALESCE(?, last_modified), body_sha=COALESCE(?, body_sha), ")
+                + "title=COALESCE(?, title), items=COALESCE(?, items), failures=0, next_due_at=? WHERE id=?",
+                (now, status, warning, *(() if keep else (etag, last_modified, body_sha)), title, items,
+                 now + feed.interval_s, feed.id),
             )
 
     def record_failure(self, feed: Feed, *, error: str, status: int | None, retry_after: float | None,

@@ -319,7 +319,7 @@ def _iter_jsonl(path: Path, rel: str) -> Iterator[tuple[Article | None, CorpusWa
             title = _opt_str(obj.get("title"))
             if not title:
                 title, text = _title_from_text(text, f"{path.stem} line {lineno}")
-            yield Article(
+            yield _finish(Article(
                 id=_opt_str(obj.get("id")) or where,
                 title=title,
                 text=text,
@@ -328,7 +328,7 @@ def _iter_jsonl(path: Path, rel: str) -> Iterator[tuple[Article | None, CorpusWa
                 published=_norm_date(obj.get("published") or obj.get("date")),
                 authors=_authors(obj.get("authors")),
                 path=where,
-            ), None
+            )), None
 
 
 _LOADERS = {"markdown": _load_markdown, "text": _load_text, "html": _load_html}
@@ -395,12 +395,19 @@ def load_corpus(root: Path) -> LoadResult:
     """Load every supported file under ``root``; bad files and lines become warnings."""
     if not root.exists():
         raise CorpusError(f"corpus folder {root} does not exist: create it or set NEWSBOT_CORPUS_DIR / --corpus")
-    result = LoadResult()
     if root.is_file():  # a single file: a JSON Lines dump, say
-        files: Iterable[tuple[Path, str, CorpusWarning | None]] = [(root, root.name, None)]
-        root = root.parent
-    else:
-        files = iter_files(root)
+        return _load_files(root.parent, [(root, root.name, None)])
+    return _load_files(root, iter_files(root))
+
+
+def load_paths(root: Path, rels: Iterable[str]) -> LoadResult:
+    """Load these files of the corpus folder ``root`` (paths relative to it), as :func:`load_corpus`
+    would read them: the same ids, text and fingerprints."""
+    return _load_files(root, [(root / rel, rel, None) for rel in rels])
+
+
+def _load_files(root: Path, files: Iterable[tuple[Path, str, CorpusWarning | None]]) -> LoadResult:
+    result = LoadResult()
     seen: dict[str, str] = {}
 
     def accept(art: Article | None, warning: CorpusWarning | None) -> None:
@@ -414,7 +421,7 @@ def load_corpus(root: Path) -> LoadResult:
             )
             return
         seen[art.id] = art.path
-        result.articles.append(_finish(art))
+        result.articles.append(art)  # fingerprinted by load_text / _iter_jsonl
 
     for path, rel, warning in files:
         if warning is not None:
@@ -444,15 +451,21 @@ def load_corpus(root: Path) -> LoadResult:
                 accept(None, w)
                 continue
             assert text is not None
-            art, w = _LOADERS[kind](text, rel, path.relative_to(root))
-            if art is not None and len(art.text) > MAX_ARTICLE_CHARS:
-                art, w = None, CorpusWarning(rel, None, f"article text over {MAX_ARTICLE_CHARS:,} characters")
-            accept(art, w)
+            accept(*load_text(kind, text, rel, path.relative_to(root)))
         except OSError as e:
             result.warnings.append(CorpusWarning(rel, None, f"cannot be read: {e.strerror or e}"))
     for w in result.warnings:
         log.warning("skipped %s", w)
     return result
+
+
+def load_text(kind: str, text: str, rel: str, path: Path) -> tuple[Article | None, CorpusWarning | None]:
+    """One article from the decoded ``text`` of a file of ``kind`` (markdown, text, html) at ``rel``,
+    fingerprinted; or the warning that says why not."""
+    art, w = _LOADERS[kind](text, rel, path)
+    if art is not None and len(art.text) > MAX_ARTICLE_CHARS:
+        return None, CorpusWarning(rel, None, f"article text over {MAX_ARTICLE_CHARS:,} characters")
+    return (None, w) if art is None else (_finish(art), None)
 
 
 def _split_where(where: str) -> tuple[str, int | None]:

@@ -825,6 +825,7 @@ class ArticleRow:
     source: str | None
     url: str | None
     published: str | None
+    wire: int | None = None  # the wire-copy group (index.wire), when the article has copies
 
 
 #: The read connection's SQLite page cache, in KiB.
@@ -844,8 +845,13 @@ class Snapshot:
         self._db = db
         self._lock = threading.Lock()
         self._articles: dict[int, ArticleRow] = {
-            r[0]: ArticleRow(*r) for r in db.execute("SELECT id, ext_id, title, source, url, published FROM articles")
+            r[0]: ArticleRow(*r) for r in db.execute("SELECT id, ext_id, title, source, url, published, wire FROM articles")
         }
+        #: Wire-copy group -> its articles (groups of two or more).
+        self._wire: dict[int, list[int]] = {}
+        for a in self._articles.values():
+            if a.wire is not None:
+                self._wire.setdefault(a.wire, []).append(a.id)
         self.total_sentences = int(manifest["counts"]["sentences"])
         self.term_stats = TermStats.load(db)
         #: Each article's publication day (None when unknown), and the dated ones sorted by day.
@@ -1037,6 +1043,26 @@ class Snapshot:
 
     def article(self, rowid: int) -> ArticleRow:
         return self._articles[rowid]
+
+    def wire_copies(self, rowid: int) -> list[int]:
+        """The other articles that carry the same story text (wire copy), oldest first."""
+        group = self._articles[rowid].wire
+        return [] if group is None else [a for a in self._wire.get(group, ()) if a != rowid]
+
+    def article_sentences(self, article_ids: Sequence[int]) -> dict[int, list[SentenceRow]]:
+        """Every sentence of these articles, in order."""
+        if not article_ids:
+            return {}
+        marks = ",".join("?" * len(article_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, article, passage, idx, start, end, text, terms FROM sentences WHERE article IN ({marks}) "
+                "ORDER BY article, idx", tuple(article_ids),
+            ).fetchall()
+        out: dict[int, list[SentenceRow]] = {}
+        for r in rows:
+            out.setdefault(r[1], []).append(SentenceRow(*r))
+        return out
 
     def articles_between(self, start: dt.date, end: dt.date) -> list[int]:
         """The articles published from ``start`` to ``end`` (both included)."""

@@ -94,8 +94,20 @@ class FakeEngine:
             raise NewsbotError("that passage is no longer in the index (it was rebuilt): ask again")
         return self.passages[sentence_id]
 
+    changed: bool = False  # what index_changed() says (the bot's index follower asks it)
+
+    def index_changed(self) -> bool:
+        return self.changed
+
+    @property
+    def embedder(self):  # type: ignore[no-untyped-def]
+        from index.embed import HashingEmbedder
+
+        return HashingEmbedder()
+
     def reload(self) -> dict[str, object]:
         self.calls.append(("reload", None))
+        self.changed = False
         if self.fail_reload:
             raise NewsbotError(self.fail_reload)
         self.reloads += 1
@@ -131,7 +143,8 @@ def engine(answer: Answer) -> FakeEngine:
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env(
         {"DISCORD_TOKEN": "fake.token.value", "NEWSBOT_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3"),
-         "NEWSBOT_INDEX_DIR": str(tmp_path / "index"), "NEWSBOT_COOLDOWN_SECONDS": "5"}
+         "NEWSBOT_INDEX_DIR": str(tmp_path / "index"), "NEWSBOT_CORPUS_DIR": str(tmp_path / "corpus"),
+         "NEWSBOT_COOLDOWN_SECONDS": "5"}
     )
 
 

@@ -167,7 +167,7 @@ def test_starts_syncs_and_says_ready(tmp_path: Path, monkeypatch: pytest.MonkeyP
         settings = Settings.from_env({
             "DISCORD_TOKEN": TOKEN, "DISCORD_GUILD_ID": "777",
             "NEWSBOT_DISCORD_API_BASE": base + "/api/v10", "NEWSBOT_DISCORD_GATEWAY": f"ws://127.0.0.1:{port}/gateway",
-            "NEWSBOT_FEEDBACK_DB": str(tmp_path / "fb.sqlite3"),
+            "NEWSBOT_FEEDBACK_DB": str(tmp_path / "fb.sqlite3"), "NEWSBOT_CORPUS_DIR": str(tmp_path / "corpus"),
         })
         use_test_endpoints(settings.discord_api_base, settings.discord_gateway)
         assert yarl.URL(settings.discord_gateway) == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -190,7 +190,14 @@ def test_starts_syncs_and_says_ready(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert seen["auth"] == [f"Bot {TOKEN}"]
     assert seen["identify"]["intents"] & discord.Intents(message_content=True).value
     commands = {c["name"]: c for c in seen["commands"]}
-    assert set(commands) == {"ask", "sources", "reload"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add"}
+    manage = str(discord.Permissions(manage_guild=True).value)
+    for admin in ("reload", "feeds", "add"):  # for server admins, in servers only
+        assert str(commands[admin]["default_member_permissions"]) == manage
+        assert commands[admin].get("contexts") == [0] or commands[admin].get("dm_permission") is False
+    assert {o["name"]: o["type"] for o in commands["feeds"]["options"]} == {"add": 1, "list": 1, "remove": 1}
+    remove = next(o for o in commands["feeds"]["options"] if o["name"] == "remove")
+    assert remove["options"][0]["name"] == "url" and remove["options"][0]["autocomplete"]
     question = next(o for o in commands["ask"]["options"] if o["name"] == "question")
     assert question["max_length"] == 500 and question["required"]
     source = next(o for o in commands["ask"]["options"] if o["name"] == "source")

@@ -141,6 +141,8 @@ def bot_env(
             "TRANSFORMERS_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
             "NEWSBOT_INDEX_DIR": str(index_dir),
+            # Feeds and fetched articles live beside the index, never in the project's corpus/.
+            "NEWSBOT_CORPUS_DIR": str(index_dir.parent / "corpus"),
             "NEWSBOT_FEEDBACK_DB": str(feedback_db),
             "NEWSBOT_COOLDOWN_SECONDS": str(cooldown),
             "NEWSBOT_LOG_LEVEL": "INFO",

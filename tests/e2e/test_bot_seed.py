@@ -99,7 +99,7 @@ def assert_cited_answer(message: dict, question: str, expect: str) -> str:
 
 def test_command_schema_synced(fake: FakeDiscord) -> None:
     commands = {c["name"]: c for c in fake.commands(fake.ids.guild_id)}
-    assert set(commands) == {"ask", "sources", "reload"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add"}
     assert fake.commands() == []  # DISCORD_GUILD_ID set: nothing global
     options = {o["name"]: o for o in commands["ask"]["options"]}
     assert list(options) == ["question", "source", "since", "until"]

@@ -227,6 +227,7 @@ def bot_env(fake, *, index_dir: Path, workdir: Path, cooldown: float = 5.0, hash
     env.update({
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
         "NEWSBOT_INDEX_DIR": str(index_dir), "NEWSBOT_FEEDBACK_DB": str(workdir / "feedback.sqlite3"),
+        "NEWSBOT_CORPUS_DIR": str(workdir / "corpus"),  # feeds and fetched articles: never the project's
         "NEWSBOT_COOLDOWN_SECONDS": str(cooldown), "NEWSBOT_LOG_LEVEL": "INFO",
     })
     env.update(fake.env(token_var="DISCORD_TOKEN" if token_in_env else None,
