@@ -147,7 +147,7 @@ def plain(text: object, limit: int = MAX_TITLE_CHARS) -> str | None:
 
 def _entry_date(entry: Mapping[str, object]) -> str | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        value = dict.get(entry, key)  # type: ignore[arg-type]
         if value:
             try:
                 return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date().isoformat()  # type: ignore[arg-type]
@@ -214,7 +214,8 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
             warnings.append(f"duplicate entry {key[:120]!r}: kept the first")
             continue
         seen.add(key)
-        updated = e.get("updated") if isinstance(e.get("updated"), str) else None
+        updated = dict.get(e, "updated")  # not e.get: feedparser maps a missing "updated" to "published", warning
+        updated = updated if isinstance(updated, str) else None
         entries.append(FeedEntry(key, link, title, published, _entry_authors(e), _sig(updated or published, title)))
     return ParsedFeed(plain(parsed.feed.get("title")), tuple(entries), tuple(warnings))
 

@@ -128,7 +128,7 @@ class StoredArticle:
     """A fetched article as recorded: where its file is and what the index should hold of it."""
 
     id: str
-    url: str
+    url: str  # where it is fetched from (its page, after redirects); its file names its canonical URL
     path: str  # relative to the corpus folder
     fingerprint: str
     published: str | None

@@ -281,19 +281,19 @@ class Ingester:
     async def add_feed(self, url: str, *, every: float | None = None, notify_channel: int | None = None) -> RoundReport:
         """Follow a feed: fetch it now (refused, with the reason, when it cannot be fetched or is
         not a feed), take its articles and index them."""
-        link = normalise_url(url)
-        if link is None:
-            self.fetcher.policy.check_url(url)  # says why (scheme, form)
-            raise FeedRefused(f"{url} is not an http(s) URL")
         started = time.perf_counter()
-        self.fetcher.policy.check_url(link)
         try:
+            self.fetcher.policy.check_url(url)  # says why not: the scheme, the form, a private address
+            link = normalise_url(url)
+            if link is None:
+                raise FeedRefused(f"cannot follow {url}: it is not an http(s) URL")
+            self.fetcher.policy.check_url(link)
             got = await self.fetcher.get(link, accept=FEED_ACCEPT)
             parsed = await asyncio.to_thread(parse_feed, got.body, got.url, got.headers)
         except FetchError as e:
-            raise FeedRefused(f"cannot follow {link}: {e.reason}") from None
+            raise FeedRefused(f"cannot follow {url}: {e.reason}") from None
         except NotAFeedError as e:
-            raise FeedRefused(f"cannot follow {link}: it is {e}") from None
+            raise FeedRefused(f"cannot follow {url}: it is {e}") from None
         store = self._store()
         existing = await self._st(store.feed, link)
         feed = await self._st(store.add_feed, link, every or self.settings.feed_interval, title=parsed.title,
@@ -484,8 +484,9 @@ class Ingester:
         final = normalise_url(got.url) or url
         aliases = list(dict.fromkeys(u for u in (url, final, page.canonical) if u))
         target = await self._st(store.article_for, aliases)
-        if target is not None and target.url not in aliases:
-            # The same article (by its canonical URL) reached at another address: one article.
+        if target is not None and target.url not in (url, final):
+            # The same article (by its canonical URL) reached at another address than the one it is
+            # fetched from: one article, kept as first fetched.
             await self._st(store.put_article, target, aliases)
             return PageResult(url, "duplicate", target.id, page.title, f"the same article as {target.url}")
         article_id = target.id if target else (page.canonical or final)
@@ -503,7 +504,7 @@ class Ingester:
         if status != "unchanged" or not (self.files.corpus_dir / rel).is_file():
             await asyncio.to_thread(self.files.write, rel, content)
         await self._st(store.put_article, StoredArticle(
-            article_id, art.url or final, rel, art.fingerprint, art.published, time.time(), got.etag,
+            article_id, target.url if target else final, rel, art.fingerprint, art.published, time.time(), got.etag,
             got.last_modified, False), aliases)
         if status != "unchanged":
             log.info("%s article %r (%s) from %s", status, art.title, art.source, url)
@@ -554,8 +555,8 @@ class Ingester:
         index_dir = self.settings.index_dir
         have = indexed_fingerprints(index_dir)
         hook = self._hook
-        if have is None:
-            return self._full_build(hook)
+        if have is None:  # no index yet: build one from the whole corpus, once there is something to add
+            return self._full_build(hook) if any(not a.expired for a in stored) else None
         pending = [a for a in stored if not a.expired and have.get(a.id) != a.fingerprint]
         removed = [a.id for a in stored if a.expired and a.id in have]
         if not pending and not removed:

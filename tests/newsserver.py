@@ -210,4 +210,4 @@ def article_page(title: str, paragraphs: Sequence[str], *, site: str = "Test Gaz
     return (f"<!doctype html><html><head>{''.join(head)}{extra_head}</head><body>"
             f"<nav><a href='/'>Home</a> <a href='/world'>World</a></nav>"
             f"<article><h1>{html.escape(title)}</h1>{body}</article>{extra_body}"
-            f"<footer>© Test Gazette. All rights reserved.</footer></body></html>").encode("utf-8")
+            f"<footer>© Test Gazette. All rights reserved.</footer></body></html>").encode()
