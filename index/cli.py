@@ -379,6 +379,10 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from .ingest import background_priority
+
+    background_priority()  # a watcher is background work: answers (the bot) come first
+
     async def go() -> int:
         async with _ingester(settings, args) as ing:
             loop = asyncio.get_running_loop()

@@ -226,6 +226,10 @@ class Ingester:
         self.on_indexed = on_indexed
         self.store: FeedStore | None = None
         self._db = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")  # the store's one thread
+        # Parsing, extraction and indexing run in threads of their own at a lower CPU priority, so
+        # that in the bot's process (NEWSBOT_WATCH=1) questions keep the cores they need.
+        self._parse = ThreadPoolExecutor(1, thread_name_prefix="newsbot-parse", initializer=background_priority)
+        self._index = ThreadPoolExecutor(1, thread_name_prefix="newsbot-index", initializer=background_priority)
         self._pages = asyncio.Semaphore(self.fetcher.options.concurrency)
         self._index_lock = asyncio.Lock()
         self.stopping = asyncio.Event()
@@ -242,11 +246,17 @@ class Ingester:
             await self._st(self.store.close)
             self.store = None
         self._db.shutdown(wait=True)
+        self._parse.shutdown(wait=True)
+        self._index.shutdown(wait=True)
 
     def stop(self) -> None:
         """Finish the step under way, then stop (the index step stops at its next stage)."""
         self.stopping.set()
         self._stop_flag.set()
+
+    async def _cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound parsing or extraction on the low-priority parse thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._parse, fn, *args)
 
     async def _st(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a feed-store call on the store's thread (SQLite, never on the event loop)."""
@@ -289,7 +299,7 @@ class Ingester:
                 raise FeedRefused(f"cannot follow {url}: it is not an http(s) URL")
             self.fetcher.policy.check_url(link)
             got = await self.fetcher.get(link, accept=FEED_ACCEPT)
-            parsed = await asyncio.to_thread(parse_feed, got.body, got.url, got.headers)
+            parsed = await self._cpu(parse_feed, got.body, got.url, got.headers)
         except FetchError as e:
             raise FeedRefused(f"cannot follow {url}: {e.reason}") from None
         except NotAFeedError as e:
@@ -373,7 +383,7 @@ class Ingester:
                            last_modified=got.last_modified, body_sha=None, title=None, items=None)
             return result
         try:
-            parsed = await asyncio.to_thread(parse_feed, got.body, got.url, got.headers)
+            parsed = await self._cpu(parse_feed, got.body, got.url, got.headers)
         except NotAFeedError as e:
             return await self._feed_failed(feed, result, f"it is {e}", got.status, None)
         return await self._take_feed(feed, got, parsed, result)
@@ -470,7 +480,7 @@ class Ingester:
         if got.not_modified and known is not None:
             return PageResult(url, "unchanged", known.id, title, "not modified")
         try:
-            page = await asyncio.to_thread(_extract, got.body, got.url, got.headers, entry)
+            page = await self._cpu(_extract, got.body, got.url, got.headers, entry)
         except NoArticleError as e:
             log.info("page %s skipped: %s", url, e)
             return PageResult(url, "skipped", title=title, reason=str(e))
@@ -549,7 +559,7 @@ class Ingester:
     async def _index_pending(self) -> BuildReport | None:
         """Index every recorded article whose fingerprint the index lacks, and remove expired ones."""
         stored = await self._st(self._store().articles)
-        return await asyncio.to_thread(self._index_sync, stored)
+        return await asyncio.get_running_loop().run_in_executor(self._index, self._index_sync, stored)
 
     def _index_sync(self, stored: Sequence[StoredArticle]) -> BuildReport | None:
         index_dir = self.settings.index_dir
@@ -596,6 +606,18 @@ class Ingester:
         # Stop at a stage boundary; past the manifest the generation is committed, so let it finish.
         if self._stop_flag.is_set() and stage not in ("manifest", "committed"):
             raise Interrupted("stopped")
+
+
+#: How much lower than normal the CPU priority of background work is (a nice value).
+BACKGROUND_NICE = 10
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: threads have their own nice value; the worker
+    threads the model starts from this thread inherit it). Elsewhere, nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
 
 
 def _extract(body: bytes, url: str, headers: Any, entry: FeedEntry | None) -> Page:
