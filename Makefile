@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Reinstall when the dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: help install run index test test-fast lint bench eval clean
+.PHONY: help install run index test test-fast lint bench bench-ingest eval clean
 
 help:
 	@echo "make run    - set up, build the index if needed, start the bot (DISCORD_TOKEN) or a terminal chat"
@@ -14,6 +14,7 @@ help:
 	@echo "make index  - build or update the index from corpus/"
 	@echo "make eval   - answer quality on ../shared/eval/news-dev (writes docs/EVAL.md)"
 	@echo "make bench  - speed and scale benchmarks (writes docs/BENCHMARKS.md)"
+	@echo "make bench-ingest - live news: freshness, ingest throughput, latency while ingesting (docs/INGEST.md)"
 	@echo "make lint   - ruff"
 
 $(STAMP):
@@ -48,6 +49,9 @@ eval: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-ingest: install
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench_ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
