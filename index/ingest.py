@@ -234,6 +234,8 @@ class Ingester:
         self._index_lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self._stop_flag = threading.Event()  # the same, for the index step's thread
+        self._caught_up = False  # the index holds everything recorded (checked on the first round)
+        self._next_expiry = 0.0
 
     async def __aenter__(self) -> Ingester:
         self.store = await self._st(FeedStore.open, self.settings.state_dir)
@@ -436,6 +438,11 @@ class Ingester:
             await self._st(store.record_entry, feed.id, entry.key, entry.signature, skipped="the entry has no link")
             log.info("feed %s: skipped an entry with no link (%s)", feed.url, entry.title or entry.key)
             return PageResult(entry.key, "skipped", title=entry.title, reason="the entry has no link")
+        cutoff = self._cutoff()
+        if cutoff and entry.published and entry.published < cutoff:
+            reason = f"published {entry.published}, older than NEWSBOT_RETENTION_DAYS"
+            await self._st(store.record_entry, feed.id, entry.key, entry.signature, skipped=reason)
+            return PageResult(entry.link, "skipped", title=entry.title, reason=reason)
         if not updated:
             known = await self._st(store.article_for, [entry.link])
             if known is not None:  # the same article through another feed, or a variant of its link
@@ -510,6 +517,10 @@ class Ingester:
             art = self.files.article(rel, content)
         except NoArticleError as e:
             return PageResult(url, "skipped", title=page.title, reason=str(e))
+        cutoff = self._cutoff()
+        if cutoff and art.published and art.published < cutoff:
+            return PageResult(url, "skipped", title=art.title,
+                              reason=f"published {art.published}, older than NEWSBOT_RETENTION_DAYS")
         status = "new" if target is None else ("unchanged" if target.fingerprint == art.fingerprint else "changed")
         if status != "unchanged" or not (self.files.corpus_dir / rel).is_file():
             await asyncio.to_thread(self.files.write, rel, content)
@@ -524,9 +535,14 @@ class Ingester:
 
     async def _finish_round(self, report: RoundReport, started: float) -> None:
         report.expired = await self._expire()
+        changed = report.expired or any(p.status in ("new", "changed") for p in report.all_pages())
         try:
-            async with self._index_lock:
-                report.index = await self._index_pending()
+            # The first round also indexes what an earlier process recorded but did not index (it
+            # was killed); later rounds only when they took something.
+            if changed or not self._caught_up:
+                async with self._index_lock:
+                    report.index = await self._index_pending()
+                self._caught_up = True
         except Interrupted:
             report.index_error = "stopped before the index was updated (the next round does it)"
         except NewsbotError as e:
@@ -534,13 +550,18 @@ class Ingester:
             log.error("indexing failed, the index is as it was: %s", e)
         report.seconds = time.perf_counter() - started
 
+    def _cutoff(self) -> str | None:
+        """The oldest publication day kept (NEWSBOT_RETENTION_DAYS), or None to keep everything."""
+        days = self.settings.retention_days
+        return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).date().isoformat() if days else None
+
     async def _expire(self) -> int:
         """Drop fetched articles older than NEWSBOT_RETENTION_DAYS (files and index entries; their
-        feed entries stay, so they are never fetched again)."""
-        days = self.settings.retention_days
-        if not days:
+        feed entries stay, so they are never fetched again). Looked at once an hour."""
+        cutoff = self._cutoff()
+        if cutoff is None or time.monotonic() < self._next_expiry:
             return 0
-        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).date().isoformat()
+        self._next_expiry = time.monotonic() + 3600
         store = self._store()
 
         def old(a: StoredArticle) -> bool:
@@ -553,7 +574,7 @@ class Ingester:
         for a in gone:
             await asyncio.to_thread(self.files.delete, a.path)
         await self._st(store.expire, [a.id for a in gone])
-        log.info("retention: dropped %d articles older than %d days", len(gone), days)
+        log.info("retention: dropped %d articles published before %s", len(gone), cutoff)
         return len(gone)
 
     async def _index_pending(self) -> BuildReport | None:

@@ -5,6 +5,7 @@ fast hashing embedder (the real model is not what these tests are about)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -364,7 +365,11 @@ def test_fetched_articles_are_markdown_files_with_their_metadata(tmp_path: Path,
     assert "All rights reserved" not in art.text and "Home" not in art.text.split("\n")[0]
 
 
-def test_retention_drops_old_articles_and_never_fetches_them_again(tmp_path: Path, web: NewsServer) -> None:
+def test_retention_skips_old_items_and_drops_articles_as_they_age(tmp_path: Path, web: NewsServer) -> None:
+    import time
+
+    from index.feeds import FeedStore as Store
+
     s = settings_for(tmp_path, NEWSBOT_RETENTION_DAYS="30")
     old_day = TODAY - dt.timedelta(days=90)
     title, paras = STORIES["library"]
@@ -372,14 +377,20 @@ def test_retention_drops_old_articles_and_never_fetches_them_again(tmp_path: Pat
     url = feed(web, "/feed.xml", [Item("old", web.url("/news/old"), guid="o", published=old_day),
                                   Item("new", serve_story(web, "bridge"), guid="n", published=TODAY)])
     report = run(s, lambda ing: ing.add_feed(url))
-    assert report.expired == 1
+    assert {p.status for p in report.feeds[0].pages} == {"new", "skipped"}
+    assert web.hits("/news/old") == []  # too old: never fetched
     assert list(indexed_fingerprints(s.index_dir) or {}) == [web.url("/news/bridge")]
-    assert len(list(s.web_dir.rglob("*.md"))) == 1
-    feed(web, "/feed.xml", [Item("old", web.url("/news/old"), guid="o", published=old_day),
-                            Item("new", web.url("/news/bridge"), guid="n", published=TODAY),
-                            Item("x", serve_story(web, "ferry"), guid="x", published=TODAY)])
-    run(s, lambda ing: ing.run_round(all_feeds=True))
-    assert len(web.hits("/news/old")) == 1
+
+    # An article that ages past the retention period: its file and its index entry go.
+    store = Store.open(s.state_dir)
+    [kept] = store.articles()
+    store.put_article(dataclasses.replace(kept, published=None, fetched_at=time.time() - 40 * 86400), [])
+    path = s.corpus_dir / kept.path
+    store.close()
+    aged = run(s, lambda ing: ing.run_round(all_feeds=True))
+    assert aged.expired == 1 and not path.exists()
+    assert indexed_fingerprints(s.index_dir) == {}
+    assert web.hits("/news/old") == [] and len(web.hits("/news/bridge")) == 1  # neither fetched again
 
 
 def test_two_installations_never_mix(tmp_path: Path, web: NewsServer) -> None:
