@@ -201,6 +201,31 @@ class ArticleFiles:
         with contextlib.suppress(FileNotFoundError):
             (self.corpus_dir / rel).unlink()
 
+    def sweep(self) -> int:
+        """Remove the temporary files of writers that died mid-write (named ``.NAME.PID.TID.tmp``);
+        the files of live writers stay. Returns how many were removed."""
+        removed = 0
+        web = self.corpus_dir / "web"
+        for tmp in web.glob("*/.*.tmp") if web.is_dir() else ():
+            parts = tmp.name.split(".")
+            pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 # --------------------------------------------------------------------------------------------
 # The ingester
@@ -239,6 +264,9 @@ class Ingester:
 
     async def __aenter__(self) -> Ingester:
         self.store = await self._st(FeedStore.open, self.settings.state_dir)
+        swept = await asyncio.to_thread(self.files.sweep)
+        if swept:
+            log.info("removed %d temporary files left by an interrupted fetch", swept)
         await self.fetcher.__aenter__()
         return self
 

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -417,3 +418,20 @@ def test_an_article_whose_canonical_url_differs_is_still_updated_from_its_own_ad
     assert again.pages[0].status == "changed"
     [art] = load_corpus(s.corpus_dir).articles
     assert art.url == canonical and "five extra winter sailings" in art.text
+
+
+def test_temporary_files_of_a_writer_that_died_are_swept(tmp_path: Path, web: NewsServer) -> None:
+    import subprocess
+    import sys
+
+    s = settings_for(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = s.web_dir / "127.0.0.1"
+    folder.mkdir(parents=True)
+    stale = folder / f".story-abc.md.{dead.stdout.strip()}.140.tmp"
+    live = folder / f".story-def.md.{os.getppid()}.140.tmp"  # a writer still running
+    stale.write_text("half an article")
+    live.write_text("being written")
+    run(s, lambda ing: ing.ingest([serve_story(web, "bridge")]))
+    assert not stale.exists() and live.exists()
+    assert [p.name for p in folder.glob("*.md")] and len(load_corpus(s.corpus_dir).articles) == 1
