@@ -2,13 +2,17 @@
 
 Everything here is pure (bytes in, records out) and CPU-bound: the ingester runs it off the
 event loop. Feed and page content is untrusted: feedparser gets the bytes (never a URL or a path,
-which it would open itself) and drops entity declarations (no "billion laughs"); titles and names
-are reduced to plain text; pages lose the elements a reader never sees before extraction.
+which it would open itself) and drops entity declarations (no "billion laughs"); feeds nested
+absurdly deep are refused before it sees them, and its own crashes on hostile bytes are this
+feed's failure; titles and names are reduced to plain text; pages lose the elements a reader
+never sees before extraction, and a page whose only text is its links and menus is no article.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -145,14 +149,23 @@ def plain(text: object, limit: int = MAX_TITLE_CHARS) -> str | None:
 # Feeds
 
 
+def _tomorrow() -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
+
+
 def _entry_date(entry: Mapping[str, object]) -> str | None:
+    """The entry's publication day; a date in the future is no publication date (an article dated
+    2099 would never expire and would pass for the latest news)."""
+    tomorrow = _tomorrow()
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         value = dict.get(entry, key)  # type: ignore[arg-type]
         if value:
             try:
-                return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date().isoformat()  # type: ignore[arg-type]
+                day = dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date().isoformat()  # type: ignore[arg-type]
             except (TypeError, ValueError, OverflowError):
                 continue
+            if day <= tomorrow:
+                return day
     return None
 
 
@@ -171,15 +184,31 @@ def _sig(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
+def _looks_like_a_link(value: str) -> bool:
+    return value.strip().lower().startswith(("http://", "https://", "/"))
+
+
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """The feed's title and entries. A feed that parses with errors keeps the entries that parsed
     (the problem is in ``warnings``); bytes that hold no feed at all raise NotAFeedError."""
     import feedparser
 
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
-    hdrs["content-location"] = url
-    # A file object, never bytes or a string: feedparser would open a string that looks like a URL or path.
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=hdrs, sanitize_html=True, resolve_relative_uris=True)
+    # No Content-Location: feedparser then leaves relative URLs as they are written, and normalise_url
+    # resolves links against the feed's URL itself. A guid that is no URL at all ("12345") stays
+    # itself instead of becoming a made-up link on the feed's host.
+    hdrs.pop("content-location", None)
+    if _too_deep(body):
+        raise NotAFeedError(f"not a feed newsbot reads (its elements nest more than {MAX_FEED_DEPTH} deep)")
+    body = _BAD_CHARREF.sub(_charref, body)
+    try:
+        # A file object, never bytes or a string: feedparser would open a string that looks like a URL or path.
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=hdrs, sanitize_html=True,
+                                  resolve_relative_uris=True)
+    except (ValueError, LookupError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
+        # feedparser's lenient parser has bugs that hostile bytes reach (an <svg> in a broken title, an
+        # encoding name that is not text): this feed cannot be read, the others can.
+        raise NotAFeedError(f"a feed that cannot be parsed ({type(e).__name__}: {e})") from None
     warnings: list[str] = []
     if not parsed.get("version") and not parsed.entries:
         head = body[:2048].lstrip().lower()
@@ -188,13 +217,16 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
             raise NotAFeedError("an HTML page, not an RSS or Atom feed")
         problem = parsed.get("bozo_exception")
         raise NotAFeedError(f"not an RSS or Atom feed ({problem or 'no feed elements found'})")
-    if parsed.get("bozo"):
-        warnings.append(f"the feed is malformed ({parsed.get('bozo_exception')}); kept the {len(parsed.entries)} entries that parsed")
     entries: list[FeedEntry] = []
     seen: set[str] = set()
     for e in parsed.entries:
         link = None
+        guid_link = e.get("link") if dict.get(e, "guidislink") and e.get("link") == e.get("id") else None
         for candidate in [e.get("link"), *[x.get("href") for x in e.get("links") or [] if x.get("rel") == "alternate"]]:
+            # A guid stands for a link (RSS isPermaLink) only when it looks like one: a URL or a path
+            # from the site's root, not a bare identifier.
+            if candidate is not None and candidate == guid_link and not _looks_like_a_link(candidate):
+                continue
             link = normalise_url(candidate, url)
             if link:
                 break
@@ -217,7 +249,56 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         updated = dict.get(e, "updated")  # not e.get: feedparser maps a missing "updated" to "published", warning
         updated = updated if isinstance(updated, str) else None
         entries.append(FeedEntry(key, link, title, published, _entry_authors(e), _sig(updated or published, title)))
+    problem = _feed_problem(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    if problem:
+        warnings.insert(0, f"{problem}; kept the {len(entries)} entries that parsed")
     return ParsedFeed(plain(parsed.feed.get("title")), tuple(entries), tuple(warnings))
+
+
+#: Deeper element nesting than this is refused (libxml2's own default limit): feedparser's time
+#: grows with the square of the depth, so a feed of nested elements under the size cap would hold
+#: the parse thread (every feed's) for many minutes. No real feed comes near it.
+MAX_FEED_DEPTH = 256
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether ``body`` nests elements more than MAX_FEED_DEPTH deep (libxml2 says so at once, in
+    C; recover mode reads malformed feeds too, entities are not expanded, nothing is fetched)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    with contextlib.suppress(etree.XMLSyntaxError, ValueError):
+        etree.fromstring(body, parser)
+    return any("excessive depth" in e.message.lower() for e in parser.error_log)
+
+
+#: A numeric character reference: feedparser's lenient parser raises on those that name no
+#: character (above U+10FFFF, or a surrogate) instead of reading the rest of the feed.
+_BAD_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20}));")
+
+
+def _charref(m: re.Match[bytes]) -> bytes:
+    code = int(m.group(1), 16) if m.group(1) is not None else int(m.group(2))
+    return m.group(0) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else b"&#xFFFD;"
+
+
+_ENCODING_OVERRIDE = re.compile(r"declared as (\S+), but parsed as (\S+)")
+
+
+def _feed_problem(exc: object) -> str | None:
+    """What is wrong with a feed feedparser flagged ("bozo"), or None when nothing is: feedparser
+    also flags a feed served without a Content-Type or with a non-XML one, and a ``text/xml`` feed
+    without a charset (RFC 3023's us-ascii default, which RFC 7303 dropped: the XML declaration rules)."""
+    from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
+
+    if isinstance(exc, NonXMLContentType):
+        return None
+    if isinstance(exc, CharacterEncodingOverride):
+        m = _ENCODING_OVERRIDE.search(str(exc))
+        if m is None or m.group(1).lower() == "us-ascii":
+            return None
+        return f"the feed is not in the encoding it declares or implies ({m.group(1)}): read it as {m.group(2)}"
+    return f"the feed is malformed ({exc})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,12 +309,50 @@ def _decode_html(body: bytes, headers: Mapping[str, str]) -> str:
     m = re.search(r"charset=[\"']?([\w.:-]+)", headers.get("content-type", ""), re.I)
     if m:
         try:
-            return body.decode(m.group(1), errors="replace")
+            declared = codecs.lookup(m.group(1)).name
         except LookupError:
-            pass
+            declared = None
+        if declared:
+            if declared != "utf-8" and not body.isascii():
+                # Bytes that are valid UTF-8 (and not ASCII) are UTF-8 whatever the server says: in a
+                # single-byte encoding such text is all but impossible ("CafÃ©"), and mislabelled
+                # servers are common.
+                with contextlib.suppress(UnicodeDecodeError):
+                    return body.decode("utf-8")
+            return body.decode(declared, errors="replace")
     from trafilatura.utils import decode_file
 
     return str(decode_file(body))
+
+
+#: An XML declaration (XHTML pages start with one).
+_XML_DECLARATION = re.compile(r"\A[\ufeff\s]*<\?xml\b[^>]*>")
+
+
+def _visible_html(html: str) -> str:
+    """``html`` without what a reader never sees (see :func:`index.loaders._strip_hidden`). An XML
+    declaration goes first: lxml refuses a str that starts with one naming an encoding, and
+    ``_strip_hidden`` returns a page it cannot parse unchanged, hidden elements and all."""
+    return _strip_hidden(_XML_DECLARATION.sub("", html, count=1))
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _only_links(html: str, text: str) -> bool:
+    """Whether ``text`` is made of nothing but the page's link and menu text: on a page with no
+    article, trafilatura's fallback returns what there is ("Home World")."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        doc = lxml_html.document_fromstring(html)
+    except (ValueError, etree.ParserError):
+        return False
+    for el in doc.xpath("//head | //script | //style | //nav | //a | //button | //select | //menu"):
+        el.drop_tree()
+    rest = set(_WORD.findall(doc.text_content().lower()))
+    return not any(w in rest for w in _WORD.findall(text.lower()))
 
 
 def extract_page(body: bytes, url: str, headers: Mapping[str, str] | None = None,
@@ -248,21 +367,22 @@ def extract_page(body: bytes, url: str, headers: Mapping[str, str] | None = None
         raise NoArticleError(f"not a web page (Content-Type {ctype})")
     if b"\x00" in body[:4096]:
         raise NoArticleError("not a web page (binary content)")
-    html = _strip_hidden(_decode_html(body, hdrs))
+    html = _visible_html(_decode_html(body, hdrs))
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                       include_tables=False, favor_precision=True)
     data = {} if doc is None else (doc.as_dict() if hasattr(doc, "as_dict") else dict(doc))
     text = (data.get("text") or "").strip()
     if not text:
         raise NoArticleError("no article text could be extracted from the page")
+    if _only_links(html, text):
+        raise NoArticleError("no article text could be extracted from the page (only its links and menus)")
     canonical = normalise_url(data.get("url"), url)
     warnings: list[str] = []
     if canonical and site_of(canonical) != site_of(url):
         warnings.append(f"ignored a canonical URL on another site ({canonical})")
         canonical = None
     published = _norm_date(data.get("date"))
-    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
-    if published and published > tomorrow:  # a date in the future is a guess, not a publication date
+    if published and published > _tomorrow():  # a date in the future is a guess, not a publication date
         published = None
     return Page(
         text=text,

@@ -6,10 +6,13 @@
   too, so a name that resolves differently the second time (DNS rebinding) cannot slip through.
   ``NEWSBOT_ALLOW_PRIVATE_URLS`` lifts this for everything (``1``) or for listed hosts and networks.
 * **Limits.** Connect and total timeouts, a size cap on the (decompressed) body, at most
-  :data:`MAX_REDIRECTS` redirects, redirect loops named as such.
+  :data:`MAX_REDIRECTS` redirects, redirect loops named as such; a host that lets
+  :data:`HOST_TIMEOUTS_BEFORE_PAUSE` requests in a row time out is not asked again for a while.
 * **Manners.** A User-Agent naming newsbot and a contact URL; conditional requests (``ETag``,
   ``Last-Modified``), sent only when known; a delay between two requests to the same host; for
-  article pages, robots.txt (cached per host, its ``Crawl-delay`` honoured).
+  article pages, robots.txt (cached per host, its ``Crawl-delay`` honoured; while it is unreachable
+  the host's pages wait: FetchError kind "robots").
+* **Refusals** are logged (a warning naming the URL, and the URL that redirected there).
 
 Failures raise :class:`FetchError`, whose ``kind`` says what happened and whose ``retry_after``
 carries a server's ``Retry-After``.
@@ -48,6 +51,11 @@ ROBOTS_ERROR_TTL_S = 600.0
 MAX_CRAWL_DELAY_S = 30.0
 #: The longest robots.txt read.
 ROBOTS_MAX_BYTES = 512 * 1024
+#: After this many timeouts in a row from one host, its requests fail at once (kind "timeout") for
+#: HOST_PAUSE_S: requests to a host go one at a time, so a host that holds every connection open
+#: would otherwise cost a whole timeout per page and stall the round for all feeds.
+HOST_TIMEOUTS_BEFORE_PAUSE = 2
+HOST_PAUSE_S = 60.0
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
                "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
@@ -159,8 +167,9 @@ class UrlPolicy:
             return
         why = _why_private(ip)
         if why:
+            article = "an" if why[0] in "aeiou" else "a"
             raise FetchError(host, "refused", f"{host} is {'' if host == address else f'at {address}, '}"
-                                              f"a {why} address: refused (NEWSBOT_ALLOW_PRIVATE_URLS lifts this)")
+                                              f"{article} {why} address: refused (NEWSBOT_ALLOW_PRIVATE_URLS lifts this)")
 
 
 def _why_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -223,10 +232,17 @@ class HostThrottle:
 class _Robots:
     parser: RobotFileParser
     expires: float
+    unreachable: str | None = None  # why robots.txt could not be read (its pages wait until it can)
 
 
 def _host_key(u: yarl.URL) -> str:
     return f"{u.scheme}://{(u.host or '').lower()}:{u.port}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut at ``limit`` characters (it ends up in ``feeds list``)."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -259,6 +275,8 @@ class Fetcher:
         self._resolver: GuardedResolver | None = None
         self._robots: dict[str, _Robots] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._timeouts: dict[str, int] = {}  # host -> timeouts in a row
+        self._paused: dict[str, float] = {}  # host -> until when its requests fail at once
         self.requests = 0  # requests sent (tests and the benchmark read it)
 
     async def __aenter__(self) -> Fetcher:
@@ -278,8 +296,18 @@ class Fetcher:
             await self._session.close()
             self._session = None
 
-    async def _check_hop(self, url: str) -> yarl.URL:
-        """The URL, refused (FetchError) when its scheme or the addresses its host resolves to may not be reached."""
+    async def _check_hop(self, url: str, original: str | None = None) -> yarl.URL:
+        """The URL, refused (FetchError, logged) when its scheme or the addresses its host resolves to
+        may not be reached. ``original``: the URL whose redirect led here."""
+        try:
+            return await self._resolve_hop(url)
+        except FetchError as e:
+            if e.kind == "refused":
+                via = f" (redirected from {original})" if original and original != url else ""
+                log.warning("refused to fetch %s%s: %s", url, via, e.reason)
+            raise
+
+    async def _resolve_hop(self, url: str) -> yarl.URL:
         u = self.policy.check_url(url)
         host = u.host or ""
         try:
@@ -314,17 +342,47 @@ class Fetcher:
         seen: list[str] = []
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            u = await self._check_hop(current)
+            u = await self._check_hop(current, url)
             if str(u) in seen:
                 raise FetchError(url, "redirects", f"redirect loop ({' -> '.join([*seen, str(u)])})")
             seen.append(str(u))
-            async with self.throttle.slot(_host_key(u)):
+            key = _host_key(u)
+            async with self.throttle.slot(key):
+                self._check_paused(url, u, key)
                 self.requests += 1
-                result = await self._request(url, u, headers, limit)
+                try:
+                    result = await self._request(url, u, headers, limit)
+                except FetchError as e:
+                    self._count_timeout(u, key, e)
+                    raise
+                self._timeouts.pop(key, None)
             if isinstance(result, Fetched):
                 return result
             current = result
         raise FetchError(url, "redirects", f"more than {MAX_REDIRECTS} redirects ({' -> '.join(seen)})")
+
+    def _check_paused(self, original: str, u: yarl.URL, key: str) -> None:
+        until = self._paused.get(key)
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._paused[key]
+            return
+        raise FetchError(original, "timeout", f"timed out: {u.host} did not answer {HOST_TIMEOUTS_BEFORE_PAUSE} "
+                                              f"requests in a row, so it is not asked again for {left:.0f} s")
+
+    def _count_timeout(self, u: yarl.URL, key: str, e: FetchError) -> None:
+        if e.kind != "timeout":
+            self._timeouts.pop(key, None)
+            return
+        n = self._timeouts.get(key, 0) + 1
+        self._timeouts[key] = n
+        if n >= HOST_TIMEOUTS_BEFORE_PAUSE:
+            self._timeouts.pop(key, None)
+            self._paused[key] = time.monotonic() + HOST_PAUSE_S
+            log.warning("%s did not answer %d requests in a row: its requests fail at once for %.0f s",
+                        u.host, n, HOST_PAUSE_S)
 
     async def _request(self, original: str, u: yarl.URL, headers: dict[str, str], limit: int) -> Fetched | str:
         """One request: a response, or the next URL of a redirect."""
@@ -361,17 +419,25 @@ class Fetcher:
                 raise FetchError(original, e.kind, e.reason, status=e.status, retry_after=e.retry_after) from None
             raise
         except TimeoutError:
-            raise FetchError(original, "timeout", f"no complete answer within {self.options.timeout:g} s") from None
+            raise FetchError(original, "timeout", f"timed out: no complete answer within {self.options.timeout:g} s") from None
         except aiohttp.ClientConnectorError as e:
             raise FetchError(original, "network", f"cannot connect to {u.host} ({e.os_error or e})") from None
+        except aiohttp.ClientResponseError as e:  # the answer could not be read as HTTP (status line, headers)
+            raise FetchError(original, "network", f"not a valid HTTP answer ({_one_line(e.message)})") from None
         except (aiohttp.ClientError, OSError, ValueError) as e:
-            raise FetchError(original, "network", f"{type(e).__name__}: {e}") from None
+            raise FetchError(original, "network", _one_line(f"{type(e).__name__}: {e}")) from None
 
     # -- robots.txt ---------------------------------------------------------------------------------
 
     async def allowed_by_robots(self, url: str) -> bool:
-        """Whether robots.txt of ``url``'s host lets newsbot fetch it (and records its Crawl-delay)."""
-        u = self.policy.check_url(url)
+        """Whether robots.txt of ``url``'s host lets newsbot fetch it (and records its Crawl-delay).
+        FetchError(kind="robots") while robots.txt is unreachable (5xx, timeout): nothing of the
+        host may be fetched for now, but that is no answer, so the page is tried again later."""
+        try:
+            u = self.policy.check_url(url)
+        except FetchError as e:
+            log.warning("refused to fetch %s: %s", url, e.reason)
+            raise
         key = _host_key(u)
         now = time.monotonic()
         entry = self._robots.get(key)
@@ -381,6 +447,9 @@ class Fetcher:
                 if entry is None or entry.expires < time.monotonic():
                     entry = await self._load_robots(u)
                     self._robots[key] = entry
+        if entry.unreachable is not None:
+            raise FetchError(url, "robots", f"robots.txt of {u.host} is unreachable ({entry.unreachable}): "
+                                            "its pages wait until it can be read")
         agent = "newsbot"
         delay = entry.parser.crawl_delay(agent)
         if delay:
@@ -392,6 +461,7 @@ class Fetcher:
         robots_url = str(u.with_path("/robots.txt").with_query(None).with_fragment(None))
         parser = RobotFileParser(robots_url)
         ttl = ROBOTS_TTL_S
+        unreachable = None
         try:
             got = await self.get(robots_url, accept="text/plain, */*;q=0.1", max_bytes=ROBOTS_MAX_BYTES)
             text = got.body.decode("utf-8", errors="replace")
@@ -401,8 +471,9 @@ class Fetcher:
                 parser.allow_all = True  # no robots.txt: everything is allowed (RFC 9309 2.3.1.3)
             else:
                 # Unreachable (5xx, timeout): assume everything is disallowed for now (RFC 9309 2.3.1.4).
-                log.warning("robots.txt of %s is unreachable (%s): its pages are skipped for now", u.host, e.reason)
+                log.warning("robots.txt of %s is unreachable (%s): its pages wait until it can be read", u.host, e.reason)
                 parser.disallow_all = True
                 ttl = ROBOTS_ERROR_TTL_S
+                unreachable = e.reason
         parser.modified()
-        return _Robots(parser, time.monotonic() + ttl)
+        return _Robots(parser, time.monotonic() + ttl, unreachable)

@@ -1,8 +1,9 @@
 """A real HTTP server on 127.0.0.1 serving feeds, article pages and robots.txt to the live-news tests.
 
 It answers like a web server does: ``ETag`` / ``Last-Modified`` with ``304 Not Modified`` for
-conditional requests, redirects, status codes with ``Retry-After``, responses that never come, and
-it records every request (path, headers, time) so the tests can check what newsbot sent.
+conditional requests, redirects, status codes with ``Retry-After``, responses that never come,
+bodies streamed chunked with no Content-Length (slowly, or without end), and it records every
+request (path, headers, time) so the tests can check what newsbot sent.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class Route:
     last_modified: str | None = None
     hang: bool = False  # never answer (until the server stops)
     delay: float = 0.0
+    # Send the body with ``Transfer-Encoding: chunked`` and no Content-Length, ``repeat`` times over
+    # (a large ``repeat`` makes an endless stream), pausing ``chunk_delay`` seconds between chunks.
+    chunked: bool = False
+    repeat: int = 1
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,11 @@ class NewsServer:
             self._send(h, 304, b"", None, self._validators(route))
             return
         body = route.body() if callable(route.body) else route.body
-        self._send(h, route.status, body, route.content_type, {**self._validators(route), **route.headers})
+        headers = {**self._validators(route), **route.headers}
+        if route.chunked:
+            self._send_chunked(h, route, body, headers)
+            return
+        self._send(h, route.status, body, route.content_type, headers)
 
     @staticmethod
     def _validators(route: Route) -> dict[str, str]:
@@ -130,6 +140,28 @@ class NewsServer:
             h.end_headers()
             if status != 304:
                 h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _send_chunked(self, h: BaseHTTPRequestHandler, route: Route, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            h.send_response(route.status)
+            if route.content_type:
+                h.send_header("Content-Type", route.content_type)
+            for k, v in headers.items():
+                h.send_header(k, v)
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            for _ in range(route.repeat):
+                for i in range(0, len(body), 1024):
+                    if self._stop.is_set():
+                        return
+                    piece = body[i:i + 1024]
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    h.wfile.flush()
+                    if route.chunk_delay:
+                        time.sleep(route.chunk_delay)
+            h.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
 
