@@ -325,17 +325,6 @@ def _decode_html(body: bytes, headers: Mapping[str, str]) -> str:
     return str(decode_file(body))
 
 
-#: An XML declaration (XHTML pages start with one).
-_XML_DECLARATION = re.compile(r"\A[\ufeff\s]*<\?xml\b[^>]*>")
-
-
-def _visible_html(html: str) -> str:
-    """``html`` without what a reader never sees (see :func:`index.loaders._strip_hidden`). An XML
-    declaration goes first: lxml refuses a str that starts with one naming an encoding, and
-    ``_strip_hidden`` returns a page it cannot parse unchanged, hidden elements and all."""
-    return _strip_hidden(_XML_DECLARATION.sub("", html, count=1))
-
-
 _WORD = re.compile(r"\w+")
 
 
@@ -367,7 +356,7 @@ def extract_page(body: bytes, url: str, headers: Mapping[str, str] | None = None
         raise NoArticleError(f"not a web page (Content-Type {ctype})")
     if b"\x00" in body[:4096]:
         raise NoArticleError("not a web page (binary content)")
-    html = _visible_html(_decode_html(body, hdrs))
+    html = _strip_hidden(_decode_html(body, hdrs))
     doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                       include_tables=False, favor_precision=True)
     data = {} if doc is None else (doc.as_dict() if hasattr(doc, "as_dict") else dict(doc))

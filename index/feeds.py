@@ -249,15 +249,14 @@ class FeedStore:
 
     def record_failure(self, feed: Feed, *, error: str, status: int | None, retry_after: float | None,
                        max_failures: int, counts: bool = True, now: float | None = None) -> Feed:
-        """A fetch that failed: back off (``Retry-After`` when given, else exponentially); after
+        """A fetch that failed: back off exponentially (longer when ``Retry-After`` asks it); after
         ``max_failures`` failures in a row the feed is disabled. ``counts=False`` (a 429) defers
         without counting a failure. Returns the feed as it is now."""
         now = time.time() if now is None else now
         failures = feed.failures + (1 if counts else 0)
-        if retry_after is not None:
-            wait = min(max(retry_after, 1.0), MAX_BACKOFF_S)
-        else:
-            wait = min(feed.interval_s * (2 ** max(0, failures - 1)), MAX_BACKOFF_S)
+        backoff = feed.interval_s * (2 ** max(0, failures - 1)) if counts else feed.interval_s
+        # Retry-After is the least a server asks us to wait: it can lengthen the backoff, never shorten it.
+        wait = min(max(backoff, retry_after or 0.0), MAX_BACKOFF_S)
         disabled = counts and failures >= max_failures
         reason = f"{failures} failures in a row, the last: {error}" if disabled else None
         with _tx(self.db):

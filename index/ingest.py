@@ -361,7 +361,7 @@ class Ingester:
         started = time.perf_counter()
         store = self._store()
         feeds = [f for f in await self._st(store.feeds) if not f.disabled] if all_feeds else await self._st(store.due)
-        results = await asyncio.gather(*(self._poll(f) for f in feeds))
+        results = await asyncio.gather(*(self._poll_safely(f) for f in feeds))
         report = RoundReport(feeds=list(results))
         await self._finish_round(report, started)
         return report
@@ -392,6 +392,14 @@ class Ingester:
                 await asyncio.wait_for(self.stopping.wait(), wait)
 
     # -- one feed ---------------------------------------------------------------------------------
+
+    async def _poll_safely(self, feed: Feed) -> FeedResult:
+        """:meth:`_poll`, with an unexpected error costing this feed's round only (logged in full)."""
+        try:
+            return await self._poll(feed)
+        except Exception as e:  # noqa: BLE001 - the edge of one feed's round: the other feeds go on
+            log.exception("feed %s: unexpected error; the other feeds go on", feed.url)
+            return FeedResult(feed.url, feed.title, status="failed", error=f"unexpected error ({type(e).__name__}: {e})")
 
     async def _poll(self, feed: Feed) -> FeedResult:
         """Fetch one feed (conditionally) and take its new entries; failures are recorded, never raised."""
@@ -519,6 +527,9 @@ class Ingester:
         except NoArticleError as e:
             log.info("page %s skipped: %s", url, e)
             return PageResult(url, "skipped", title=title, reason=str(e))
+        except Exception as e:  # noqa: BLE001 - third-party parsers on untrusted bytes: one page fails, not the round
+            log.exception("page %s could not be extracted", url)
+            return PageResult(url, "failed", title=title, reason=f"the page could not be read ({type(e).__name__}: {e})")
         for w in page.warnings:
             log.warning("page %s: %s", url, w)
         return await self._keep(url, got, page, feed_title)

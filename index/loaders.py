@@ -241,15 +241,21 @@ def _load_text(text: str, rel: str, path: Path) -> tuple[Article | None, CorpusW
     return Article(id=path.with_suffix("").as_posix(), title=title, text=body, path=rel), None
 
 
+#: An XML declaration (XHTML pages start with one): lxml refuses a str that starts with one naming
+#: an encoding.
+_XML_DECLARATION = re.compile(r"\A[\ufeff\s]*<\?xml\b[^>]*>")
+
+
 def _strip_hidden(html: str) -> str:
     """``html`` without elements a reader never sees but trafilatura keeps: ``<template>`` and
     anything with the ``hidden`` attribute (a page could plant text there for the bot alone)."""
     from lxml import etree
     from lxml import html as lxml_html
 
+    html = _XML_DECLARATION.sub("", html, count=1)
     try:
         doc = lxml_html.document_fromstring(html)
-    except (ValueError, etree.ParserError):  # e.g. an XML declaration in a str; trafilatura copes
+    except (ValueError, etree.ParserError):
         return html
     hidden = doc.xpath("//template | //*[@hidden]")
     if not hidden:

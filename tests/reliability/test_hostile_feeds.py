@@ -1005,13 +1005,9 @@ def test_ingester_add_feed_refuses_a_private_address_without_a_request(tmp_path:
     assert web.requests == [] and feeds_list(s) == {}
 
 
-# --- found elsewhere: known, not fixed here (index/ingest.py, index/feeds.py) --------------------------------
+# --- found by this suite in index/ingest.py, index/feeds.py and index/loaders.py, and fixed -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="index/ingest.py: _take_page catches only NoArticleError from _extract "
-                   "and _poll only FetchError/NotAFeedError; run_round and _take_feed use asyncio.gather without "
-                   "return_exceptions, so one unexpected parser or extractor error ends the whole round (and "
-                   "watch()): the other feeds' new articles are written but not indexed in that round")
 def test_an_unexpected_extractor_error_fails_one_page_not_the_round(tmp_path: Path, web: NewsServer,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in a third-party parser, reached by one hostile page (simulated: the extractor raises
@@ -1038,11 +1034,6 @@ def test_an_unexpected_extractor_error_fails_one_page_not_the_round(tmp_path: Pa
     assert_healthy_taken(s, good_url, good_story)
 
 
-@pytest.mark.xfail(strict=True, reason="index/feeds.py FeedStore.record_failure: a Retry-After replaces the "
-                   "backoff (wait = max(retry_after, 1 s)) instead of bounding it from below, so 'Retry-After: 1' "
-                   "on a 503 makes a feed followed every 60 s due again in 1 s: NEWSBOT_FEED_MAX_FAILURES 503s "
-                   "during a short outage disable it within seconds, and 429s (which never count) repeat as "
-                   "fast as the server asks, faster than the feed's own interval")
 def test_a_short_retry_after_does_not_bring_the_next_fetch_forward(tmp_path: Path, web: NewsServer) -> None:
     """A 503 with Retry-After: 1 on a feed fetched every 60 s: the next fetch should not come sooner
     than the feed's own backoff (Retry-After is a minimum wait)."""
@@ -1056,10 +1047,6 @@ def test_a_short_retry_after_does_not_bring_the_next_fetch_forward(tmp_path: Pat
     assert state.next_due_at - (state.last_fetch_at or 0) >= 60
 
 
-@pytest.mark.xfail(strict=True, reason="index/loaders.py _strip_hidden: lxml refuses a str that starts with an "
-                   "XML declaration naming an encoding, and _strip_hidden then returns the page unchanged, hidden "
-                   "elements and all, so an .html (XHTML) file of the corpus gets its hidden text indexed "
-                   "(index/extract.py now drops the declaration before calling it, for fetched pages)")
 def test_hidden_text_of_an_xhtml_file_in_the_corpus_is_not_loaded(tmp_path: Path) -> None:
     """The same filter on the corpus loader's side: an HTML file that starts with an XML declaration."""
     title, paras = STORIES["bridge"]
