@@ -110,17 +110,28 @@ class Live:
         return True
 
     async def announce_disabled(self) -> None:
-        """Say once, in the channel where a feed was added, that it was disabled."""
+        """Say once, in the channel where a feed was added, that it was disabled.
+
+        A channel missing from the bot's cache (not delivered by the gateway yet, right after a start,
+        or a thread) is fetched, so the notice is not lost; it is dropped (logged) only when Discord
+        refuses it: the channel is gone, or the bot may not see it or write there.
+        """
         if self.ingester is None:
             return
         for feed in await self.ingester.disabled_unannounced():
-            channel = self.bot.get_channel(feed.notify_channel) if feed.notify_channel else None
-            if isinstance(channel, discord.abc.Messageable):
+            if feed.notify_channel:
                 payload = render_notice(
                     "⚠️ I stopped following the feed {} after repeated failures: {}. "
                     "`/feeds add` with the same address tries it again.", feed.url, feed.disabled_reason or "")
                 try:
-                    await channel.send(**message_kwargs(payload))
+                    channel = self.bot.get_channel(feed.notify_channel)
+                    if channel is None:
+                        channel = await self.bot.fetch_channel(feed.notify_channel)
+                    if isinstance(channel, discord.abc.Messageable):
+                        await channel.send(**message_kwargs(payload))
+                    else:
+                        log.warning("cannot announce the disabled feed %s in channel %s: not a text channel",
+                                    feed.url, feed.notify_channel)
                 except discord.HTTPException as e:
                     log.warning("could not announce the disabled feed %s in channel %s: %s", feed.url,
                                 feed.notify_channel, e)

@@ -665,7 +665,8 @@ def render_feeds(feeds: Sequence[Any]) -> Payload:
     for f in feeds:
         head = f"**{escape_fit(f.title or 'Untitled feed', 120)}** · every {_duration_text(f.interval_s)}"
         url = escape_fit(f.url, 300)
-        status = f"HTTP {f.last_status}" if f.last_status else "not fetched yet"
+        # A fetch that got no HTTP answer at all (refused, timed out) has a time but no status.
+        status = f"HTTP {f.last_status}" if f.last_status else ("no answer" if f.last_fetch_at else "not fetched yet")
         health = f"last fetch {_when(f.last_fetch_at)} ({status}) · {f.articles} articles taken"
         if f.disabled:
             state = f"⛔ **disabled**: {escape_fit(f.disabled_reason, 300)}"

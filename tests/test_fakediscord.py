@@ -517,6 +517,74 @@ def test_modal_and_autocomplete(fake: FakeDiscord) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_autocomplete_only_for_options_that_have_it(fake: FakeDiscord) -> None:
+    """Discord sends an option focused only when it has autocomplete."""
+
+    async def scenario(bot: MiniBot) -> None:
+        with pytest.raises(FakeDiscordError, match="has no autocomplete"):
+            fake.send_autocomplete("news", {"topic": "spo"}, focused="topic")
+        with pytest.raises(FakeDiscordError, match="must be given"):
+            fake.send_autocomplete("pick", {}, focused="outlet")
+
+    run_bot(fake, scenario)
+    assert fake.interactions == [] and fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_a_channel_created_while_connected(fake: FakeDiscord) -> None:
+    """``add_channel`` dispatches CHANNEL_CREATE: the client caches the channel and can write there."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        channel_id = fake.add_channel("newsdesk", topic="Feeds")
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while bot.get_channel(channel_id) is None:
+            assert time.monotonic() < deadline, "the new channel never reached the client's cache"
+            await asyncio.sleep(0.02)
+        channel = bot.get_channel(channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        result["channel"] = (channel.name, channel.topic, channel.position, channel.guild.id)
+        await channel.send("hello newsdesk")
+        interaction = fake.send_slash("twice", channel_id=channel_id)
+        result["reply"] = await interaction.async_wait_response(STEP_TIMEOUT)
+        result["id"] = channel_id
+
+    run_bot(fake, scenario)
+    assert result["channel"] == ("newsdesk", "Feeds", 1, fake.ids.guild_id)
+    sent = [m for m in fake.messages if m["content"] == "hello newsdesk"]
+    assert [m["channel_id"] for m in sent] == [str(result["id"])]
+    assert result["reply"]["channel_id"] == str(result["id"])
+    assert fake.rejections == []
+
+
+@pytest.mark.timeout(60)
+def test_guild_create_can_come_late(fake: FakeDiscord) -> None:
+    """``delay_guild_create``: READY first, the guild (and its channels) only later, as on Discord."""
+    fake.delay_guild_create(1.0)
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        # MiniBot's guild_ready_timeout is 0.05 s: ready with its guild unavailable (READY only names it).
+        guild = bot.get_guild(fake.ids.guild_id)
+        result["at_ready"] = (guild is not None and guild.unavailable, bot.get_channel(fake.ids.channel_id))
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while (guild := bot.get_guild(fake.ids.guild_id)) is None or guild.unavailable:
+            assert time.monotonic() < deadline, "the guild never came"
+            await asyncio.sleep(0.02)
+        result["later"] = bot.get_channel(fake.ids.channel_id)
+        # The channel is reachable over REST all along.
+        result["fetched"] = await bot.fetch_channel(fake.ids.channel_id)
+
+    run_bot(fake, scenario, sync=False)
+    assert result["at_ready"] == (True, None)
+    assert isinstance(result["later"], discord.TextChannel) and result["later"].name == "general"
+    assert result["fetched"].id == fake.ids.channel_id
+    assert fake.rejections == []
+    with pytest.raises(ValueError):
+        fake.delay_guild_create(-1)
+
+
+@pytest.mark.timeout(60)
 def test_webhook_token_rules() -> None:
     """Follow-ups before any acknowledgement: 404 10015; after the token's lifetime: 401 50027."""
     command = {"name": "ask", "description": "Ask", "type": 1}

@@ -156,11 +156,15 @@ def bot_env(
 
 @contextlib.contextmanager
 def running_bot(
-    fake: FakeDiscord, index_dir: Path, workdir: Path, *, cooldown: float = 0.0, name: str = "bot"
+    fake: FakeDiscord, index_dir: Path, workdir: Path, *, cooldown: float = 0.0, name: str = "bot",
+    extra: Mapping[str, str] | None = None,
 ) -> Iterator[BotProcess]:
-    """A started, ready bot; stopped (cleanly) afterwards, and its output checked for the token."""
+    """A started, ready bot; stopped (cleanly) afterwards, and its output checked for the token.
+
+    ``extra``: more environment variables for the bot (see :func:`bot_env`)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = bot_env(fake, index_dir=index_dir, feedback_db=workdir / "feedback.sqlite3", cooldown=cooldown)
+    env = bot_env(fake, index_dir=index_dir, feedback_db=workdir / "feedback.sqlite3", cooldown=cooldown,
+                  extra=extra)
     bot = BotProcess(env, workdir, name)
     bot.start()
     try:

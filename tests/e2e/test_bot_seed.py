@@ -244,8 +244,8 @@ def test_reload_by_an_admin_serves_the_rebuilt_index(fake: FakeDiscord, module_d
 
     _, before = ask(fake, FERRY_QUESTION)
     assert "Birkenhead" not in "\n".join(message_texts(before))
-    corpus = module_dir / "corpus"
-    shutil.copytree(ROOT / "corpus", corpus)
+    corpus = module_dir / "corpus"  # the bot's corpus folder (it keeps its feeds' state there already)
+    shutil.copytree(ROOT / "corpus", corpus, dirs_exist_ok=True)
     (corpus / "ferry.md").write_text(FERRY_ARTICLE, encoding="utf-8")
     build_index(module_dir / "index", load_corpus(corpus), real_embedder)  # while the bot serves the old one
 

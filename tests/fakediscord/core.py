@@ -938,6 +938,8 @@ class Core:
                     raise FakeDiscordError(f"required option {name!r} is missing")
                 continue
             is_focused = focused == name
+            if is_focused and not option.get("autocomplete"):
+                raise FakeDiscordError(f"option {name!r} has no autocomplete: Discord never sends it focused")
             entry: JSON = {
                 "name": name,
                 "type": option["type"],

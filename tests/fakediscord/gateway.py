@@ -88,6 +88,9 @@ class Gateway:
         self.identify_count = 0
         self.resume_count = 0
         self.ready_count = 0
+        self.guild_create_delay_s = 0.0
+        """Seconds between READY and the guild's GUILD_CREATE on a new session (Discord sends the
+        guilds after READY, lazily; until then the guild is unavailable to the client)."""
         self._ids = itertools.count(1)
         self.resume_url = ""
 
@@ -392,7 +395,16 @@ class Gateway:
         self._send_dispatch(session, "READY", ready)
         if in_shard and intents & C.INTENT_GUILDS:
             members = bool(intents & C.INTENT_GUILD_MEMBERS)
-            self._send_dispatch(session, "GUILD_CREATE", world.guild_create_payload(with_members=members))
+
+            def guild_create() -> None:
+                if not session.invalidated:
+                    self._send_dispatch(session, "GUILD_CREATE", world.guild_create_payload(with_members=members))
+                    self.core.notify()
+
+            if self.guild_create_delay_s > 0:
+                asyncio.get_running_loop().call_later(self.guild_create_delay_s, guild_create)
+            else:
+                guild_create()
         self.ready_count += 1
         _log.debug("gateway connection %s identified: session %s intents %s", conn.record.id, session.id, intents)
         self.core.notify()

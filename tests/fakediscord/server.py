@@ -388,6 +388,30 @@ class FakeDiscord:
 
         return self._run(add)
 
+    def delay_guild_create(self, seconds: float) -> None:
+        """Send the guild's GUILD_CREATE ``seconds`` after READY on the sessions identified from now
+        on (0: at once, the default). On Discord the guilds come after READY, sometimes seconds after:
+        until then the client has no guild, channel or member in its cache."""
+        if seconds < 0:
+            raise ValueError("the delay must not be negative")
+
+        def apply() -> None:
+            assert self._gateway is not None, "start the fake first"
+            self._gateway.guild_create_delay_s = float(seconds)
+
+        self._run(apply)
+
+    def add_channel(self, name: str, *, topic: str | None = None) -> int:
+        """Create a guild text channel, as a server admin would (dispatched as CHANNEL_CREATE); its id."""
+
+        def add() -> int:
+            channel = self.core.world.add_text_channel(name, topic=topic)
+            self.core.dispatch("CHANNEL_CREATE", self.core.world.channel_payload(channel))
+            self.core.notify()
+            return channel.id
+
+        return self._run(add)
+
     def user_id(self, who: str | int) -> int:
         """Id of a fake user ("user", "admin", "owner", "other_bot", "bot" or a username)."""
         return self._run(lambda: self.core.user(who).id)

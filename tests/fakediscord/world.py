@@ -244,6 +244,16 @@ class World:
         """The guild's text channel."""
         return self.channels[self.ids.channel_id]
 
+    def add_text_channel(self, name: str, *, topic: str | None = None) -> FakeChannel:
+        """A new guild text channel (after the existing ones)."""
+        if not 1 <= len(name) <= 100:
+            raise ValueError("a channel name is 1-100 characters")
+        position = 1 + max((c.position for c in self.channels.values() if c.type == C.CH_GUILD_TEXT), default=-1)
+        channel = FakeChannel(self.snowflakes.next(), C.CH_GUILD_TEXT, name=name, guild_id=self.ids.guild_id,
+                              position=position, topic=topic)
+        self.channels[channel.id] = channel
+        return channel
+
     def dm_channel_for(self, user: FakeUser) -> FakeChannel:
         """Return (creating if needed) the DM channel between the bot and ``user``."""
         for channel in self.channels.values():
