@@ -181,17 +181,19 @@ class FeedStore:
     # -- feeds ------------------------------------------------------------------------------------
 
     def add_feed(self, url: str, interval_s: float, *, title: str | None = None, notify_channel: int | None = None,
-                 now: float | None = None) -> Feed:
-        """Follow ``url`` (due at once). Adding a feed that is followed already updates its interval
-        and enables it again (its failures forgotten)."""
+                 fetching_now: bool = False, now: float | None = None) -> Feed:
+        """Follow ``url``: due at once, or one interval on when the caller is ``fetching_now`` (so that
+        a watcher does not fetch it a second time meanwhile). Adding a feed that is followed already
+        updates its interval and enables it again (its failures forgotten)."""
         now = time.time() if now is None else now
+        due = now + interval_s if fetching_now else now
         with _tx(self.db):
             self.db.execute(
                 "INSERT INTO feeds(url, title, interval_s, added_at, next_due_at, notify_channel) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(url) DO UPDATE SET interval_s=excluded.interval_s, disabled=0, disabled_reason=NULL, "
                 "failures=0, disabled_notified=0, next_due_at=excluded.next_due_at, "
                 "notify_channel=COALESCE(excluded.notify_channel, notify_channel), title=COALESCE(excluded.title, title)",
-                (url, title, interval_s, now, now, notify_channel),
+                (url, title, interval_s, now, due, notify_channel),
             )
         feed = self.feed(url)
         assert feed is not None

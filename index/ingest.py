@@ -337,7 +337,7 @@ class Ingester:
         store = self._store()
         existing = await self._st(store.feed, link)
         feed = await self._st(store.add_feed, link, every or self.settings.feed_interval, title=parsed.title,
-                              notify_channel=notify_channel)
+                              notify_channel=notify_channel, fetching_now=True)
         log.info("%s feed %s (%s), every %gs", "re-enabled" if existing and existing.disabled else "following",
                  link, parsed.title or "untitled", feed.interval_s)
         result = await self._take_feed(feed, got, parsed)

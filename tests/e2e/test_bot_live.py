@@ -349,11 +349,6 @@ def test_feeds_add_refuses_what_it_cannot_follow(fake: FakeDiscord, web: NewsSer
     assert not any(target in listed_text for target in refusals)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "index/ingest.py: Ingester.add_feed records the feed as due at once (FeedStore.add_feed sets "
-    "next_due_at=now) before it fetches the feed's pages itself; until it records the fetch "
-    "(record_success), the in-process watcher's next round polls the same feed and fetches its new "
-    "pages a second time"))
 def test_feeds_add_fetches_each_page_once_while_the_watcher_runs(fake: FakeDiscord, web: NewsServer) -> None:
     from index.ingest import Ingester
 
