@@ -275,9 +275,8 @@ class Ingester:
         if self.store is not None:
             await self._st(self.store.close)
             self.store = None
-        self._db.shutdown(wait=True)
-        self._parse.shutdown(wait=True)
-        self._index.shutdown(wait=True)
+        for pool in (self._db, self._parse, self._index):  # waits for work under way, off the event loop
+            await asyncio.to_thread(pool.shutdown, True)
 
     def stop(self) -> None:
         """Finish the step under way, then stop (the index step stops at its next stage)."""
@@ -381,12 +380,15 @@ class Ingester:
         while not self.stopping.is_set():
             try:
                 report = await self.run_round(all_feeds=all_first and first)
+                if report.feeds:
+                    log.info("round: %s", report.summary())
+                next_due = await self._st(self._store().next_due)
             except Interrupted:
                 break
+            except Exception:  # noqa: BLE001 - the edge of a forever loop: log it, try again after a pause
+                log.exception("the round failed; trying again in %.0f s", max_sleep)
+                next_due = None
             first = False
-            if report.feeds:
-                log.info("round: %s", report.summary())
-            next_due = await self._st(self._store().next_due)
             wait = max_sleep if next_due is None else min(max_sleep, max(0.05, next_due - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), wait)

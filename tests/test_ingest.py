@@ -435,3 +435,26 @@ def test_temporary_files_of_a_writer_that_died_are_swept(tmp_path: Path, web: Ne
     run(s, lambda ing: ing.ingest([serve_story(web, "bridge")]))
     assert not stale.exists() and live.exists()
     assert [p.name for p in folder.glob("*.md")] and len(load_corpus(s.corpus_dir).articles) == 1
+
+
+def test_watch_goes_on_after_a_round_that_failed_unexpectedly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = settings_for(tmp_path)
+
+    async def scenario() -> int:
+        async with Ingester(s, embedder=EMB) as ing:
+            calls = 0
+
+            async def flaky(**_kw: Any) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise RuntimeError("the disk is full")
+                ing.stop()
+                return await Ingester.run_round(ing)
+
+            ing.run_round = flaky  # type: ignore[method-assign]
+            await ing.watch(max_sleep=0.05)
+            return calls
+
+    assert asyncio.run(scenario()) == 2
+    assert "the round failed; trying again" in caplog.text and "the disk is full" in caplog.text
