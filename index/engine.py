@@ -100,8 +100,12 @@ class Engine:
         """
         with self._reload_lock:
             stamp = self._manifest_stamp()  # before opening: a commit meanwhile is noticed next time
-            snapshot = Snapshot.open(self.settings.index_dir, self.embedder,  # raises, old state intact
-                                     nprobe=self.settings.nprobe)
+            try:
+                snapshot = Snapshot.open(self.settings.index_dir, self.embedder,  # raises, old state intact
+                                         nprobe=self.settings.nprobe)
+            except NewsbotError:
+                self._seen_manifest = stamp  # not tried again until the index changes again
+                raise
             state = self._make_state(snapshot)
             info = _info(snapshot)
             self._state = state

@@ -99,3 +99,26 @@ def test_the_engine_notices_a_new_generation_and_answers_in_flight_keep_theirs(t
     assert old.answered and old.citations[0].article_id == "a"
     new = engine.ask("How low have reservoir levels fallen?")
     assert new.citations[0].article_id == "b"
+
+
+def test_a_generation_that_fails_to_open_is_not_retried_until_the_next_one(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    from index.config import Settings
+    from index.engine import Engine
+    from index.errors import IndexMismatchError
+
+    ix = tmp_path / "ix"
+    build_index(ix, LoadResult([art("a", other(1))]), hashing_embedder)
+    engine = Engine.open(Settings.from_env({}, index_dir=ix), embedder=hashing_embedder)
+    update_index(ix, [art("b", other(2))], [], hashing_embedder)
+    m = read_manifest(ix)
+    (ix / m["files"]["faiss"]).write_bytes(b"damaged")
+    assert engine.index_changed()
+    with pytest.raises(IndexMismatchError):
+        engine.reload()
+    assert not engine.index_changed()  # the follower does not retry it every poll
+    assert engine.info["articles"] == 1  # still serving the old generation
+    with pytest.raises(IndexMismatchError):  # a batch cannot go on top of a damaged generation ...
+        update_index(ix, [art("c", other(3))], [], hashing_embedder)
+    build_index(ix, LoadResult([art("a", other(1)), art("b", other(2)), art("c", other(3))]), hashing_embedder)
+    assert engine.index_changed()  # ... the watcher then rebuilds from the corpus, and that is noticed
+    assert engine.reload()["articles"] == 3
