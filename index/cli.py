@@ -303,11 +303,12 @@ def _ingester(settings: Settings, args: argparse.Namespace):  # type: ignore[no-
 
 
 def _print_round(report: object) -> None:
+    """What a round left out, and why (what it took is logged as it is taken, and counted after)."""
     from .ingest import RoundReport
 
     assert isinstance(report, RoundReport)
     for p in report.all_pages():
-        if p.status not in ("unchanged",):
+        if p.status in ("skipped", "failed"):
             print(f"  {p.line()}", file=sys.stderr)
     if report.index_error:
         print(f"warning: {report.index_error}", file=sys.stderr)
