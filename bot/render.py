@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from discord.utils import escape_markdown, escape_mentions
 
+from index.config import format_duration
 from index.records import Answer, ArticleInfo, Citation, PassageView
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -618,7 +619,7 @@ def render_feed_added(report: Any, every_s: float) -> Payload:
                                                  ("skipped", "skipped"), ("failed", "to try again")) if n.get(k)]
     if extra:
         text += " (" + ", ".join(extra) + ")"
-    every = _duration_text(every_s)
+    every = format_duration(every_s)
     lines = [text + "."]
     title = escape_fit(result.title, 200)
     lines.append(f"{title + ' · ' if title else ''}{escape_fit(result.url, 400)}" + (f" · every {every}" if every else ""))
@@ -641,16 +642,6 @@ def render_article_added(page: Any, indexed: bool) -> Payload:
                                     CONTENT_LIMIT))
 
 
-def _duration_text(seconds: float) -> str:
-    s = int(round(seconds))
-    if s <= 0:
-        return ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size and s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
-
-
 def _when(t: float | None) -> str:
     """A Discord timestamp ("in 5 minutes", "2 hours ago", in the reader's own time zone)."""
     return "never" if t is None else f"<t:{int(t)}:R>"
@@ -663,7 +654,7 @@ def render_feeds(feeds: Sequence[Any]) -> Payload:
         return Payload(content="No feeds yet: `/feeds add url` follows one.")
     blocks = []
     for f in feeds:
-        head = f"**{escape_fit(f.title or 'Untitled feed', 120)}** · every {_duration_text(f.interval_s)}"
+        head = f"**{escape_fit(f.title or 'Untitled feed', 120)}** · every {format_duration(f.interval_s)}"
         url = escape_fit(f.url, 300)
         # A fetch that got no HTTP answer at all (refused, timed out) has a time but no status.
         status = f"HTTP {f.last_status}" if f.last_status else ("no answer" if f.last_fetch_at else "not fetched yet")

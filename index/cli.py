@@ -314,11 +314,37 @@ def _print_round(report: object) -> None:
         print(f"warning: {report.index_error}", file=sys.stderr)
 
 
+def feed_lines(feeds: Sequence[object], now: float | None = None) -> list[str]:
+    """``feeds list`` as text, a few lines a feed."""
+    import time
+
+    from .config import format_duration
+
+    now = time.time() if now is None else now
+
+    def when(t: float | None) -> str:
+        if t is None:
+            return "never"
+        d = t - now
+        stamp = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{stamp} ({'in ' + format_duration(d) if d > 0 else format_duration(-d) + ' ago'})"
+
+    lines = []
+    for f in feeds:
+        state = f"DISABLED ({f.disabled_reason})" if f.disabled else f"next fetch {when(f.next_due_at)}"  # type: ignore[attr-defined]
+        status = f"HTTP {f.last_status}" if f.last_status else ("no answer" if f.last_fetch_at else "no fetch yet")  # type: ignore[attr-defined]
+        lines.append(f"{f.url}\n  {f.title or '(untitled)'}; every {format_duration(f.interval_s)}; "  # type: ignore[attr-defined]
+                     f"{f.articles} articles taken\n  last fetch {when(f.last_fetch_at)}, {status}"  # type: ignore[attr-defined]
+                     + (f", error: {f.last_error}" if f.last_error else "")  # type: ignore[attr-defined]
+                     + f"\n  {f.failures} failures in a row; {state}")  # type: ignore[attr-defined]
+    return lines
+
+
 def feeds(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
     from .feeds import FeedStore
-    from .ingest import FeedRefused, feed_lines
+    from .ingest import FeedRefused
 
     if args.feeds_command == "list":
         store = FeedStore.open(settings.state_dir)

@@ -89,6 +89,20 @@ def parse_duration(value: str) -> float:
     return seconds
 
 
+def format_duration(seconds: float, parts: int = 2) -> str:
+    """A duration as ``parse_duration`` reads it, to the second: ``90s``, ``10m``, ``1h30m``; at most
+    ``parts`` units (the largest), so "5 h 12 min 7 s" reads ``5h12m``."""
+    left = max(0, int(round(seconds)))
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if len(out) == parts:
+            break
+        if left >= size:
+            out.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(out) or "0s"
+
+
 def _duration(value: str) -> float:
     return parse_duration(value)
 

@@ -32,7 +32,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -686,36 +686,3 @@ def _extract(body: bytes, url: str, headers: Any, entry: FeedEntry | None) -> Pa
     from .extract import extract_page
 
     return extract_page(body, url, headers, entry)
-
-
-def feed_lines(feeds: Iterable[Feed], now: float | None = None) -> list[str]:
-    """``feeds list`` as text, a few lines a feed."""
-    now = time.time() if now is None else now
-
-    def when(t: float | None) -> str:
-        if t is None:
-            return "never"
-        d = t - now
-        stamp = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"{stamp} ({'in ' if d > 0 else ''}{_ago(abs(d))}{'' if d > 0 else ' ago'})"
-
-    lines = []
-    for f in feeds:
-        state = f"DISABLED ({f.disabled_reason})" if f.disabled else f"next fetch {when(f.next_due_at)}"
-        status = f"HTTP {f.last_status}" if f.last_status else "no fetch yet"
-        lines.append(f"{f.url}\n  {f.title or '(untitled)'}; every {_ago(f.interval_s)}; {f.articles} articles taken\n"
-                     f"  last fetch {when(f.last_fetch_at)}, {status}"
-                     + (f", error: {f.last_error}" if f.last_error else "")
-                     + f"\n  {f.failures} failures in a row; {state}")
-    return lines
-
-
-def _ago(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172800:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"

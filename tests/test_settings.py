@@ -46,3 +46,13 @@ def test_live_news_settings() -> None:
 def test_bad_live_news_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (30, "30s"), (90, "1m30s"), (900, "15m"), (5400, "1h30m"),
+                                                (18727, "5h12m"), (86400, "1d")])
+def test_durations_are_written_as_they_are_read(seconds: float, text: str) -> None:
+    from index.config import format_duration
+
+    assert format_duration(seconds) == text
+    if seconds:
+        assert parse_duration(text) == pytest.approx(seconds, abs=60 if seconds > 3600 else 0)
