@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .config import Settings
 from .errors import IndexNotFoundError, NewsbotError, QuestionError
 from .records import Answer
+
+if TYPE_CHECKING:
+    from .feeds import Feed
 
 log = logging.getLogger("newsbot")
 
@@ -198,7 +201,7 @@ def _up_to_date(settings: Settings, loaded: object) -> bool:
         Snapshot.verify_files(settings.index_dir, manifest)
     except (IndexNotFoundError, IndexMismatchError):
         return False
-    fps = [a.fingerprint for a in loaded.articles]  # type: ignore[attr-defined]
+    fps = [a.fingerprint for a in loaded.articles]
     return (manifest.get("corpus", {}).get("fingerprint") == corpus_fingerprint(fps)
             and manifest.get("model", {}).get("sha256") == model_fingerprint(settings))
 
@@ -248,7 +251,7 @@ def _answer_stream(engine: object, questions: TextIO, out: TextIO, args: argpars
 
 def _answer_one(engine: object, question: str, out: TextIO, args: argparse.Namespace) -> int:
     try:
-        answer = engine.ask(question, source=getattr(args, "source", None),  # type: ignore[attr-defined]
+        answer = engine.ask(question, source=getattr(args, "source", None),
                             since=getattr(args, "since", None), until=getattr(args, "until", None),
                             asked_on=getattr(args, "asked_on", None) or dt.date.today())
     except QuestionError as e:
@@ -314,7 +317,7 @@ def _print_round(report: object) -> None:
         print(f"warning: {report.index_error}", file=sys.stderr)
 
 
-def feed_lines(feeds: Sequence[object], now: float | None = None) -> list[str]:
+def feed_lines(feeds: Sequence[Feed], now: float | None = None) -> list[str]:
     """``feeds list`` as text, a few lines a feed."""
     import time
 
@@ -331,12 +334,12 @@ def feed_lines(feeds: Sequence[object], now: float | None = None) -> list[str]:
 
     lines = []
     for f in feeds:
-        state = f"DISABLED ({f.disabled_reason})" if f.disabled else f"next fetch {when(f.next_due_at)}"  # type: ignore[attr-defined]
-        status = f"HTTP {f.last_status}" if f.last_status else ("no answer" if f.last_fetch_at else "no fetch yet")  # type: ignore[attr-defined]
-        lines.append(f"{f.url}\n  {f.title or '(untitled)'}; every {format_duration(f.interval_s)}; "  # type: ignore[attr-defined]
-                     f"{f.articles} articles taken\n  last fetch {when(f.last_fetch_at)}, {status}"  # type: ignore[attr-defined]
-                     + (f", error: {f.last_error}" if f.last_error else "")  # type: ignore[attr-defined]
-                     + f"\n  {f.failures} failures in a row; {state}")  # type: ignore[attr-defined]
+        state = f"DISABLED ({f.disabled_reason})" if f.disabled else f"next fetch {when(f.next_due_at)}"
+        status = f"HTTP {f.last_status}" if f.last_status else ("no answer" if f.last_fetch_at else "no fetch yet")
+        lines.append(f"{f.url}\n  {f.title or '(untitled)'}; every {format_duration(f.interval_s)}; "
+                     f"{f.articles} articles taken\n  last fetch {when(f.last_fetch_at)}, {status}"
+                     + (f", error: {f.last_error}" if f.last_error else "")
+                     + f"\n  {f.failures} failures in a row; {state}")
     return lines
 
 
