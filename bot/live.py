@@ -28,7 +28,7 @@ from .send import message_kwargs
 
 if TYPE_CHECKING:
     from index.ingest import Ingester
-    from index.store import BuildReport
+    from index.stores.build import BuildReport
 
     from .client import NewsBot
 

@@ -36,7 +36,7 @@ import numpy as np
 from .embed import Embedder
 from .errors import ConfigError, QuestionError
 from .records import Answer, Citation, Quote
-from .store import SentenceRow, Snapshot
+from .stores.base import Reader, SearchFilter, SentenceRow
 from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
 from .when import Window, question_window
 
@@ -53,16 +53,6 @@ WINDOW_PRERANK = 0.25
 #: Threads for the full-text searches that overlap the vector search (SQLite and FAISS release
 #: the GIL). Shared by every snapshot's Answerer, so a reload starts no threads.
 _LEXICAL_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="newsbot-fts")
-
-
-def fts_query(terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression: every term quoted, so no user text is ever read as FTS syntax."""
-    seen: list[str] = []
-    for t in terms:
-        t = t.replace('"', "")
-        if t and t not in seen:
-            seen.append(t)
-    return " OR ".join(f'"{t}"' for t in seen)
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -124,17 +114,6 @@ class AnswerModel:
                               "or refit it with scripts/fit_weights.py") from e
 
 
-@dataclass(frozen=True)
-class Filters:
-    source: str | None = None
-    since: dt.date | None = None
-    until: dt.date | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.source or self.since or self.until)
-
-
 @dataclass
 class Candidate:
     row: SentenceRow
@@ -154,12 +133,12 @@ class Ranked:
 
 
 class Answerer:
-    """Answers questions from one :class:`Snapshot` with one :class:`Embedder`."""
+    """Answers questions from one :class:`Reader` (a view of the index) with one :class:`Embedder`."""
 
-    def __init__(self, snapshot: Snapshot, embedder: Embedder, model: AnswerModel | None = None,
+    def __init__(self, reader: Reader, embedder: Embedder, model: AnswerModel | None = None,
                  *, threshold: float | None = None, k_dense: int = 64, k_lexical: int = 64,
                  prerank: int = 32) -> None:
-        self.snap = snapshot
+        self.store = reader
         self.embedder = embedder
         self.model = model or AnswerModel.load()
         self.threshold = self.model.threshold if threshold is None else threshold
@@ -169,26 +148,7 @@ class Answerer:
 
     @property
     def stats(self) -> TermStats:
-        return self.snap.term_stats
-
-    def _allowed_articles(self, filters: Filters) -> set[int] | None:
-        if not filters.active:
-            return None
-        out = set()
-        src = (filters.source or "").strip().lower()
-        for a in self.snap.articles():
-            if src and src not in (a.source or "").lower():
-                continue
-            if filters.since or filters.until:
-                d = self.snap.article_day[a.id]
-                if d is None:
-                    continue
-                if filters.since and d < filters.since:
-                    continue
-                if filters.until and d > filters.until:
-                    continue
-            out.add(a.id)
-        return out
+        return self.store.term_stats
 
     def lexical_terms(self, qterms: Sequence[str], limit: int = 6) -> list[str]:
         """The question's terms worth a BM25 search: the rarest ones, none that is in most sentences.
@@ -208,19 +168,13 @@ class Answerer:
             total += df[t]
         return chosen
 
-    def _pool_sizes(self, filters: Filters) -> tuple[int, int]:
-        """Dense and lexical candidates to fetch: many more under filters, which drop most of them."""
-        if filters.active:
-            return max(self.k_dense * 16, 1024), max(self.k_lexical * 16, 1024)
-        return self.k_dense, self.k_lexical
-
-    def lexical(self, question: str, filters: Filters = Filters()) -> list[tuple[int, float]]:
+    def lexical(self, question: str, filters: SearchFilter = SearchFilter()) -> list[tuple[int, float]]:
         """The question's BM25 candidates (sentence id, score): needs no embedding, so
         :meth:`answer` runs it in a thread while the vectors are searched."""
-        match = fts_query(self.lexical_terms(terms(question)))
-        return self.snap.lexical(match, self._pool_sizes(filters)[1]) if match else []
+        chosen = self.lexical_terms(terms(question))
+        return self.store.lexical(chosen, self.k_lexical, filters) if chosen else []
 
-    def candidates(self, question: str, qvec: np.ndarray, filters: Filters = Filters(),
+    def candidates(self, question: str, qvec: np.ndarray, filters: SearchFilter = SearchFilter(),
                    lexical: Future[list[tuple[int, float]]] | None = None, *,
                    window: Window | None = None) -> tuple[list[Candidate], np.ndarray]:
         """Pooled dense and lexical candidates with their features, and the question's features.
@@ -243,15 +197,11 @@ class Answerer:
         idf_total = sum(qweights.values()) or 1.0
         # A sentence's stored terms, looked up directly: each maps to the question's synonym key.
         q_key = {m: c for c in qweights for m in members(c)}
-        k_d = self._pool_sizes(filters)[0]
-        allowed = self._allowed_articles(filters)
-        dense = self.snap.dense(qvec, k_d)
+        dense = self.store.dense(qvec, self.k_dense, filters)
         lex = lexical.result() if lexical is not None else self.lexical(question, filters)
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lex]))
-        rows = self.snap.sentences(ids)
-        ids = [i for i in ids if i in rows and (allowed is None or rows[i].article in allowed)]
-        if allowed is not None:
-            ids = ids[: self.k_dense + self.k_lexical]
+        rows = self.store.sentences(ids)
+        ids = [i for i in ids if i in rows]
         q_names = {stem(w.lower()) for k, w in enumerate(raw_words(question)) if k > 0 and w[:1].isupper()}
         q_unknown_names = min(sum(1 for t in q_names if stats.df.get(t, 0) == 0), 3)
         if not ids:
@@ -259,7 +209,7 @@ class Answerer:
         cos_of = dict(dense)
         need = [i for i in ids if i not in cos_of]
         if need:
-            for i, v in zip(need, self.snap.reconstruct(need) @ qvec):
+            for i, v in zip(need, self.store.vectors(need) @ qvec):
                 cos_of[i] = float(v)
 
         # Stage 1, every pooled sentence: cosine, BM25 (distinct terms, tf = 1) and coverage.
@@ -279,10 +229,10 @@ class Answerer:
         for r, c in zip(pool, cos_all):
             by_article.setdefault(r.article, []).append(float(c))
         most = max(len(v) for v in by_article.values())
-        day = self.snap.article_day
+        day = self.store.day_of
         in_window = np.zeros(len(pool))
         if window is not None:
-            in_window[:] = [day[r.article] is not None and day[r.article] in window for r in pool]
+            in_window[:] = [day(r.article) is not None and day(r.article) in window for r in pool]
         keep = np.argsort(-(cos_all + 0.5 * cov_all + WINDOW_PRERANK * in_window), kind="stable")[: self.prerank]
 
         # Stage 2, the kept sentences: their neighbourhoods and the costlier features.
@@ -295,10 +245,10 @@ class Answerer:
             return m
 
         cand_rows = [pool[k] for k in keep]
-        neigh = self.snap.neighbours(cand_rows, window=1)
+        neigh = self.store.neighbours(cand_rows, window=1)
         n_ids = [r.id for r in neigh.values() if r.id not in cos_of]
         if n_ids:
-            for i, v in zip(n_ids, self.snap.reconstruct(n_ids) @ qvec):
+            for i, v in zip(n_ids, self.store.vectors(n_ids) @ qvec):
                 cos_of[i] = float(v)
         qwords = [stem(w) for w in words(question)]
         qword_set = set(qwords)
@@ -331,9 +281,9 @@ class Answerer:
             f[k, 18] = in_window[pk]
         # Numbers (years, amounts, counts) are looked up in whole articles (FTS), only when the question has any.
         q_numbers = [t for t in qterms if any(ch.isdigit() for ch in t)]
-        with_numbers = self.snap.articles_mentioning({r.article for r in cand_rows}, q_numbers) if q_numbers else set()
+        with_numbers = self.store.articles_mentioning({r.article for r in cand_rows}, q_numbers) if q_numbers else set()
         # An article of unknown date is not held against a question that says when.
-        dated = [window is not None and day[r.article] is not None for r in cand_rows]
+        dated = [window is not None and day(r.article) is not None for r in cand_rows]
         cands = [Candidate(r, f[k], numbers_missing=float(bool(q_numbers) and r.article not in with_numbers),
                            out_of_window=float(dated[k] and not f[k, 18]))
                  for k, r in enumerate(cand_rows)]
@@ -363,9 +313,9 @@ class Answerer:
         """The question says when ("this week") and no article is from then, while the best
         candidate's article is dated (outside it): whatever it says, it is about another time."""
         return (window is not None and bool(ranked.candidates) and bool(ranked.candidates[0].out_of_window)
-                and not self.snap.articles_between(window.start, window.end))
+                and not self.store.has_articles_between(window.start, window.end))
 
-    def answer(self, question: str, *, filters: Filters = Filters(), asked_on: dt.date | None = None,
+    def answer(self, question: str, *, filters: SearchFilter = SearchFilter(), asked_on: dt.date | None = None,
                max_chars: int = 500) -> Answer:
         """``asked_on``: the day the question is asked, which "this week" or "recently" in it refer
         to (index/when.py); None reads no time into the question."""
@@ -381,7 +331,7 @@ class Answerer:
         t2 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3}
         if self.stale(window, ranked):
-            newest = self.snap.newest_day  # not None: the best candidate's article is dated
+            newest = self.store.newest_day  # not None: the best candidate's article is dated
             return Answer(q, False, 0.0,
                           message=f"The articles don't say: the question asks about {window.phrase!r} "
                                   f"({window.start.isoformat()} to {window.end.isoformat()}), and none of them "
@@ -400,12 +350,12 @@ class Answerer:
         """Cite the wire copies of a quoted article (the same story under other outlets' URLs,
         recognised at indexing) that carry the quoted sentence, even when their copy of it is not
         among the candidates."""
-        copies = {k: [a for a in self.snap.wire_copies(cands[k].row.article) if a not in extra]
+        copies = {k: [a for a in self.store.wire_copies(cands[k].row.article) if a not in extra]
                   for k, extra in chosen}
         wanted = sorted({a for ids in copies.values() for a in ids})
         if not wanted:
             return
-        texts = self.snap.article_sentences(wanted)
+        texts = self.store.article_sentences(wanted)
         for k, extra in chosen:
             quote = cands[k].row.text
             for a in copies[k]:
@@ -448,7 +398,7 @@ class Answerer:
 
         def cite(article_rowid: int, sentence_text: str) -> int:
             if article_rowid not in numbers:
-                a = self.snap.article(article_rowid)
+                a = self.store.article(article_rowid)
                 numbers[article_rowid] = len(numbers) + 1
                 citations.append(Citation(numbers[article_rowid], a.ext_id, a.title, a.source, a.url,
                                           a.published, fragment_link(a.url, sentence_text)))
@@ -458,7 +408,7 @@ class Answerer:
             row = cands[k].row
             n = cite(row.article, row.text)
             also = tuple(cite(a, row.text) for a in extra)
-            ext = self.snap.article(row.article).ext_id
+            ext = self.store.article(row.article).ext_id
             quotes.append(Quote(row.text, n, float(probs[k]), row.id, ext, row.start, row.end, also))
         return Answer(question, True, ranked.confidence, tuple(quotes), tuple(citations))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from .config import Settings
-from .errors import IndexNotFoundError, NewsbotError, QuestionError
+from .errors import ConfigError, IndexNotFoundError, NewsbotError, QuestionError
 from .records import Answer
 
 if TYPE_CHECKING:
@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bar")
     where_args(w)
 
+    db = sub.add_parser("db", help="the PostgreSQL index (NEWSBOT_DATABASE_URL): migrate, status")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dsub.add_parser("migrate", help="apply the schema migrations the database lacks")
+    ds = dsub.add_parser("status", help="schema version, counts, newest article, build state, replica lag")
+    ds.add_argument("--json", action="store_true", help="one JSON object")
+
     run = sub.add_parser("run", help="start the Discord bot if DISCORD_TOKEN is set, else a terminal chat")
     run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
     index_arg(run)
@@ -120,9 +126,13 @@ def _duration(value: str) -> float:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        index_dir=getattr(args, "index", None), corpus_dir=getattr(args, "corpus", None)
-    )
+    settings = Settings.from_env(corpus_dir=getattr(args, "corpus", None))
+    if getattr(args, "index", None) is not None:
+        if settings.uses_database:
+            raise ConfigError("--index names an index folder, but NEWSBOT_DATABASE_URL is set: the index lives "
+                              "in that database. Unset NEWSBOT_DATABASE_URL to use a folder, or drop --index")
+        settings = Settings.from_env(index_dir=args.index, corpus_dir=getattr(args, "corpus", None))
+    return settings
 
 
 # -- rebuild -----------------------------------------------------------------------------------
@@ -159,21 +169,25 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
             embedder: object | None = None) -> int:
     from .embed import load_embedder
     from .loaders import load_corpus
-    from .store import build_index
+    from .stores import build_index, open_store
 
     loaded = load_corpus(settings.corpus_dir)
     log.info("read %d articles from %d files in %s", len(loaded.articles), loaded.files, settings.corpus_dir)
     if not loaded.articles:
         log.error("no articles found in %s: add .md, .txt, .jsonl or .html files", settings.corpus_dir)
         return 1
-    if not full and embedder is None and _up_to_date_locked(settings, loaded, wait=wait):
+    if not full and embedder is None and not settings.uses_database and _up_to_date_locked(settings, loaded, wait=wait):
         print(f"index in {settings.index_dir} is up to date: {len(loaded.articles)} articles", file=sys.stderr)
         for w in loaded.warnings:
             print(f"warning: skipped {w}", file=sys.stderr)
         return 0
     emb = embedder or load_embedder(settings)
-    report = build_index(settings.index_dir, loaded, emb, full=full, progress=_Progress(quiet),  # type: ignore[arg-type]
-                         corpus_dir=settings.corpus_dir, wait=wait)
+    store = open_store(settings)
+    try:
+        report = build_index(store, loaded, emb, full=full, progress=_Progress(quiet),  # type: ignore[arg-type]
+                             wait=wait)
+    finally:
+        store.close()
     print(report.summary(), file=sys.stderr)
     for w in loaded.warnings:
         print(f"warning: skipped {w}", file=sys.stderr)
@@ -183,7 +197,7 @@ def rebuild(settings: Settings, *, full: bool = False, wait: bool = False, quiet
 def _up_to_date_locked(settings: Settings, loaded: object, *, wait: bool) -> bool:
     """:func:`_up_to_date`, asked while holding the rebuild lock: a rebuild that is running may be
     about to change the answer (``--wait`` waits for it; otherwise a clear error)."""
-    from .store import rebuild_lock
+    from .stores.embedded import rebuild_lock
 
     with rebuild_lock(settings.index_dir, wait=wait):
         return _up_to_date(settings, loaded)
@@ -194,7 +208,7 @@ def _up_to_date(settings: Settings, loaded: object) -> bool:
     (checked without loading the model, which takes seconds)."""
     from .embed import model_fingerprint
     from .errors import IndexMismatchError
-    from .store import Snapshot, corpus_fingerprint, read_manifest
+    from .stores.embedded import Snapshot, corpus_fingerprint, read_manifest
 
     try:
         manifest = read_manifest(settings.index_dir)
@@ -280,10 +294,10 @@ def ask(settings: Settings, args: argparse.Namespace) -> int:
 
 def sources(settings: Settings, args: argparse.Namespace) -> int:
     from .engine import list_sources
-    from .store import Snapshot
+    from .stores import open_store
 
-    # Listing needs no model: the snapshot alone.
-    snap = Snapshot.open(settings.index_dir)
+    # Listing needs no model: the index alone.
+    snap = open_store(settings).open()
     infos = list_sources(snap, args.query)
     for a in infos:
         if args.json:
@@ -446,17 +460,63 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+# -- db --------------------------------------------------------------------------------------------
+
+
+def database(settings: Settings, args: argparse.Namespace) -> int:
+    """``newsbot db migrate|status``: the PostgreSQL backend's schema and state."""
+    if not settings.uses_database:
+        raise ConfigError("`newsbot db` needs NEWSBOT_DATABASE_URL=postgresql://…: the index is a folder now "
+                          f"({settings.index_dir})")
+    from .stores.postgres import SCHEMA_VERSION, PostgresStore, migrate, schema_version, status
+
+    store = PostgresStore.from_settings(settings)
+    try:
+        if args.db_command == "migrate":
+            conn = store.connect_primary(migrate_first=False)
+            try:
+                before = schema_version(conn)
+                applied = migrate(conn)
+            finally:
+                conn.close()
+            if applied:
+                print(f"migrated {store.describe()} from schema version {before} to {applied[-1]}", file=sys.stderr)
+            else:
+                print(f"{store.describe()} is at schema version {before}, the latest ({SCHEMA_VERSION})", file=sys.stderr)
+            return 0
+        info = status(store)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    labels = [("database", "database"), ("schema_version", "schema version"), ("replica", "replica"),
+              ("replay_lag_seconds", "replay lag (s)"), ("generation", "generation"), ("built_at", "built at"),
+              ("articles", "articles"), ("sentences", "sentences"), ("newest_article", "newest article"),
+              ("model", "model"), ("vector_type", "vectors"), ("size_bytes", "index size (bytes)"),
+              ("build_running", "build running")]
+    for key, label in labels:
+        if key in info:
+            print(f"{label:>20}: {info[key]}")
+    if info.get("schema_version", 0) < info.get("schema_latest", 0):
+        print(f"the schema is behind this newsbot ({info['schema_latest']}): run `newsbot db migrate`", file=sys.stderr)
+    return 0
+
+
 # -- run -------------------------------------------------------------------------------------------
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """``make run``: the bot when a token is configured, else a terminal chat over the index."""
-    from .store import read_manifest
+    from .stores import open_store
 
+    store = open_store(settings)
     try:
-        read_manifest(settings.index_dir)
-    except IndexNotFoundError:
-        log.info("no index yet in %s: building it from %s", settings.index_dir, settings.corpus_dir)
+        empty = store.fingerprints() is None
+    finally:
+        store.close()
+    if empty:
+        log.info("no index yet in %s: building it from %s", store.describe(), settings.corpus_dir)
         code = rebuild(settings)
         if code:
             return code
@@ -504,6 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ingest(settings, args)
         if args.command == "watch":
             return watch(settings, args)
+        if args.command == "db":
+            return database(settings, args)
     except NewsbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -107,6 +107,11 @@ def _duration(value: str) -> float:
     return parse_duration(value)
 
 
+def _secrets(value: str) -> tuple[Secret, ...]:
+    """A comma-separated list of database URLs (read replicas), each kept secret."""
+    return tuple(Secret(x.strip()) for x in value.split(",") if x.strip())
+
+
 def _private_urls(value: str) -> tuple[str, ...]:
     """NEWSBOT_ALLOW_PRIVATE_URLS: "1"/"true" = every address (``("*",)``), else a comma-separated
     list of host names and networks (``intranet.example, 10.0.0.0/8``), "" or "0" = none."""
@@ -174,6 +179,16 @@ class Settings:
         default=(), metadata={"env": "NEWSBOT_ALLOW_PRIVATE_URLS", "parse": _private_urls}
     )
     index_poll_seconds: float = field(default=2.0, metadata={"env": "NEWSBOT_INDEX_POLL_SECONDS", "parse": float})
+    # PostgreSQL + pgvector instead of the index folder (docs/SCALING.md)
+    database_url: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "NEWSBOT_DATABASE_URL", "parse": Secret}
+    )
+    database_read_urls: tuple[Secret, ...] = field(
+        default=(), metadata={"env": "NEWSBOT_DATABASE_READ_URL", "parse": _secrets}
+    )
+    db_pool_size: int = field(default=8, metadata={"env": "NEWSBOT_DB_POOL_SIZE", "parse": int})
+    db_timeout: float = field(default=5.0, metadata={"env": "NEWSBOT_DB_TIMEOUT_SECONDS", "parse": float})
+    hnsw_ef_search: int = field(default=100, metadata={"env": "NEWSBOT_HNSW_EF_SEARCH", "parse": int})
     # Only for tests against a local Discord stand-in: where discord.py sends REST and gateway traffic.
     discord_api_base: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_API_BASE", "parse": str})
     discord_gateway: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_GATEWAY", "parse": str})
@@ -240,8 +255,22 @@ class Settings:
             raise ConfigError("NEWSBOT_FETCH_CONCURRENCY must be at least 1")
         if self.index_poll_seconds <= 0:
             raise ConfigError("NEWSBOT_INDEX_POLL_SECONDS must be positive")
+        url = self.database_url.reveal()
+        for u in (url, *(r.reveal() for r in self.database_read_urls)):
+            if u and not u.startswith(("postgresql://", "postgres://")):
+                raise ConfigError("NEWSBOT_DATABASE_URL and NEWSBOT_DATABASE_READ_URL must be postgresql:// URLs")
+        if self.database_read_urls and not url:
+            raise ConfigError("NEWSBOT_DATABASE_READ_URL needs NEWSBOT_DATABASE_URL (the primary, which takes writes)")
+        if self.db_pool_size < 1 or self.db_timeout <= 0 or self.hnsw_ef_search < 1:
+            raise ConfigError("NEWSBOT_DB_POOL_SIZE and NEWSBOT_HNSW_EF_SEARCH must be at least 1, "
+                              "NEWSBOT_DB_TIMEOUT_SECONDS positive")
         if self.contact_url and not self.contact_url.startswith(("http://", "https://", "mailto:")):
             raise ConfigError("NEWSBOT_CONTACT_URL must be an http(s) or mailto: URL")
+
+    @property
+    def uses_database(self) -> bool:
+        """Whether the index lives in PostgreSQL (NEWSBOT_DATABASE_URL) rather than in a folder."""
+        return bool(self.database_url)
 
     @property
     def state_dir(self) -> Path:

@@ -33,3 +33,7 @@ class IndexLockedError(NewsbotError):
 
 class QuestionError(NewsbotError):
     """The question cannot be answered as asked (empty, too long, ...)."""
+
+
+class StoreUnavailableError(NewsbotError):
+    """The index's database cannot be reached (or has no connection free) right now: try again soon."""

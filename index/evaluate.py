@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import fts_query
 from .config import Settings
 from .errors import NewsbotError
 from .terms import content_words
@@ -178,7 +177,7 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, 
     """
     snap = engine._state.snapshot  # noqa: SLF001 - the baselines read the same snapshot
     res = EvalResult(n_questions=len(questions), sentences=snap.total_sentences,
-                     articles=snap.manifest["counts"]["articles"], threshold=engine._state.answerer.threshold)  # noqa: SLF001
+                     articles=snap.info.articles, threshold=engine._state.answerer.threshold)  # noqa: SLF001
     bm25, cosine = SystemScore("bm25"), SystemScore("cosine")
     e_top1 = e_top3 = r_top1 = r_top3 = answered = declined = undated_answered = undated_declined = undated_top1 = 0
     res.dates_used = use_dates
@@ -198,7 +197,7 @@ def evaluate(engine: Any, questions: list[Question], *, progress: bool = False, 
         qvec = engine.embedder.encode([q.question])[0]
         dense = snap.dense(qvec, 10)
         floors.append((time.perf_counter() - t0) * 1e3)
-        lex = snap.lexical(fts_query(list(dict.fromkeys(content_words(q.question)))), 3)
+        lex = snap.lexical(list(dict.fromkeys(content_words(q.question))), 3)
         # The engine's ranking with the threshold ignored.
         answerer = engine._state.answerer  # noqa: SLF001
         ranked = [c.row.text for c in answerer.rank(*answerer.candidates(q.question, qvec, window=window)).candidates]
@@ -258,7 +257,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     from .embed import load_embedder
     from .engine import Engine
     from .loaders import load_corpus
-    from .store import build_index
+    from .stores.build import build_index
 
     index_dir = args.index or eval_index_dir(settings, args.articles)
     settings = replace(settings, index_dir=index_dir)

@@ -9,7 +9,7 @@ One :class:`Ingester` serves ``newsbot feeds|ingest|watch`` and the bot's ``/fee
    writes it, atomically, as a Markdown file with its metadata under ``<corpus>/web/`` (so that
    ``newsbot rebuild --full`` builds the same index again with no network), then records it;
 3. indexes every recorded article whose fingerprint the index does not hold yet, as one new
-   generation through the rebuild lock (``index.store.update_index``).
+   batch through the store's write lock (``index.stores.build.update_index``).
 
 Each step is durable before the next begins, so a process killed anywhere loses nothing and
 doubles nothing: an article file written but not recorded is written again (same id, same path),
@@ -48,7 +48,9 @@ from .feeds import Feed, FeedStore, StoredArticle
 from .fetch import FEED_ACCEPT, Fetcher, FetchError, FetchOptions
 from .loaders import load_paths, load_text
 from .records import Article
-from .store import BuildReport, build_index, indexed_fingerprints, update_index
+from .stores import open_store
+from .stores.base import Store
+from .stores.build import BuildReport, build_index, update_index
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +252,7 @@ class Ingester:
         self.files = ArticleFiles(settings.corpus_dir)
         self.on_indexed = on_indexed
         self.store: FeedStore | None = None
+        self._store_of_index: Store | None = None  # where articles are indexed (index.stores)
         self._db = ThreadPoolExecutor(1, thread_name_prefix="newsbot-feeds")  # the store's one thread
         # Parsing, extraction and indexing run in threads of their own at a lower CPU priority, so
         # that in the bot's process (NEWSBOT_WATCH=1) questions keep the cores they need.
@@ -277,6 +280,9 @@ class Ingester:
             self.store = None
         for pool in (self._db, self._parse, self._index):  # waits for work under way, off the event loop
             await asyncio.to_thread(pool.shutdown, True)
+        if self._store_of_index is not None:
+            await asyncio.to_thread(self._store_of_index.close)
+            self._store_of_index = None
 
     def stop(self) -> None:
         """Finish the step under way, then stop (the index step stops at its next stage)."""
@@ -624,8 +630,8 @@ class Ingester:
         return await asyncio.get_running_loop().run_in_executor(self._index, self._index_sync, stored)
 
     def _index_sync(self, stored: Sequence[StoredArticle]) -> BuildReport | None:
-        index_dir = self.settings.index_dir
-        have = indexed_fingerprints(index_dir)
+        index = self._index_store()
+        have = index.fingerprints()
         hook = self._hook
         if have is None:  # no index yet: build one from the whole corpus, once there is something to add
             return self._full_build(hook) if any(not a.expired for a in stored) else None
@@ -638,13 +644,18 @@ class Ingester:
             log.warning("%d fetched article files could not be read: %s", len(loaded.warnings),
                         "; ".join(map(str, loaded.warnings[:5])))
         try:
-            report = update_index(index_dir, loaded.articles, removed, self.embedder(),
-                                  corpus_dir=self.settings.corpus_dir, hook=hook, progress=self.progress)
+            report = update_index(index, loaded.articles, removed, self.embedder(), hook=hook,
+                                  progress=self.progress)
         except (IndexNotFoundError, IndexMismatchError) as e:
             log.warning("cannot update the index (%s): building it from the whole corpus", e)
             return self._full_build(hook)
         self._indexed(report)
         return report
+
+    def _index_store(self) -> Store:
+        if self._store_of_index is None:
+            self._store_of_index = open_store(self.settings)
+        return self._store_of_index
 
     def _full_build(self, hook: Callable[[str], None]) -> BuildReport:
         from .loaders import load_corpus
@@ -652,8 +663,8 @@ class Ingester:
         loaded = load_corpus(self.settings.corpus_dir)
         if not loaded.articles:
             raise NewsbotError(f"no articles to index in {self.settings.corpus_dir}")
-        report = build_index(self.settings.index_dir, loaded, self.embedder(), corpus_dir=self.settings.corpus_dir,
-                             wait=True, hook=hook, progress=self.progress)
+        report = build_index(self._index_store(), loaded, self.embedder(), wait=True, hook=hook,
+                             progress=self.progress)
         self._indexed(report)
         return report
 

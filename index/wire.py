@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def signature(text: str) -> np.ndarray | None:
     return m.hashvalues.astype(np.uint32)
 
 
-def _buckets(sig: np.ndarray) -> list[tuple[int, int]]:
+def buckets(sig: np.ndarray) -> list[tuple[int, int]]:
     out = []
     for b in range(BANDS):
         digest = hashlib.blake2b(sig[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=8).digest()
@@ -77,32 +77,50 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
-def add(db: sqlite3.Connection, article: int, text: str) -> int | None:
-    """Store ``article``'s signature and bands; return the wire group it joins (the group of its most
-    similar copy, which is marked as that group's too), or None when it is no copy of anything indexed."""
-    sig = signature(text)
-    if sig is None:
-        return None
-    buckets = _buckets(sig)
-    candidates: set[int] = set()
-    for band, bucket in buckets:
-        candidates.update(r[0] for r in db.execute(
-            "SELECT article FROM wire_bands WHERE band=? AND bucket=?", (band, bucket)))
+def match(sig: np.ndarray, candidates: Callable[[list[tuple[int, int]]], Iterable[int]],
+          lookup: Callable[[int], tuple[np.ndarray, int | None] | None]) -> tuple[int, int] | None:
+    """The wire group a new signature joins and the copy it matched: (group, copy), or None.
+
+    ``candidates`` gives the articles sharing a (band, bucket) with it; ``lookup`` an article's
+    signature and current group. The group of a pair's first copy is that copy's row id.
+    """
     best: tuple[float, int, int] | None = None  # similarity, group, the copy
-    for other in sorted(candidates):
-        row = db.execute("SELECT w.sig, a.wire FROM wire_sigs w JOIN articles a ON a.id = w.article "
-                         "WHERE w.article=?", (other,)).fetchone()
+    for other in sorted(set(candidates(buckets(sig)))):
+        row = lookup(other)
         if row is None:
             continue
-        s = similarity(sig, np.frombuffer(row[0], dtype=np.uint32))
+        s = similarity(sig, row[0])
         if s >= THRESHOLD and (best is None or s > best[0]):
             best = (s, int(row[1] if row[1] is not None else other), other)
-    if best is not None:  # the first copy found starts the group
-        db.execute("UPDATE articles SET wire=? WHERE id=? AND wire IS NULL", (best[1], best[2]))
+    return None if best is None else (best[1], best[2])
+
+
+def add(db: sqlite3.Connection, article: int, sig: np.ndarray | None) -> int | None:
+    """Store ``article``'s signature and bands (SQLite); return the wire group it joins (the group
+    of its most similar copy, which is marked as that group's too), or None when it is no copy of
+    anything indexed."""
+    if sig is None:
+        return None
+
+    def candidates(keys: list[tuple[int, int]]) -> set[int]:
+        out: set[int] = set()
+        for band, bucket in keys:
+            out.update(r[0] for r in db.execute(
+                "SELECT article FROM wire_bands WHERE band=? AND bucket=?", (band, bucket)))
+        return out
+
+    def lookup(other: int) -> tuple[np.ndarray, int | None] | None:
+        row = db.execute("SELECT w.sig, a.wire FROM wire_sigs w JOIN articles a ON a.id = w.article "
+                         "WHERE w.article=?", (other,)).fetchone()
+        return None if row is None else (np.frombuffer(row[0], dtype=np.uint32), row[1])
+
+    found = match(sig, candidates, lookup)
+    if found is not None:  # the first copy found starts the group
+        db.execute("UPDATE articles SET wire=? WHERE id=? AND wire IS NULL", (found[0], found[1]))
     db.execute("INSERT OR REPLACE INTO wire_sigs(article, sig) VALUES (?, ?)", (article, sig.tobytes()))
     db.executemany("INSERT INTO wire_bands(band, bucket, article) VALUES (?, ?, ?)",
-                   [(b, k, article) for b, k in buckets])
-    return None if best is None else best[1]
+                   [(b, k, article) for b, k in buckets(sig)])
+    return None if found is None else found[0]
 
 
 def remove(db: sqlite3.Connection, articles: Sequence[int]) -> None:

@@ -105,7 +105,7 @@ def nd_index(backend: str) -> Path:
 def step_embed(args: argparse.Namespace) -> None:
     from index.embed import load_embedder
     from index.loaders import LoadResult, load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     corpus = load_corpus(NEWS_DEV / "articles.jsonl")
     # A fixed sample: whole articles, every 9th, until about --sample sentences.
@@ -295,7 +295,8 @@ def synth_index(n: int) -> Path:
 def step_serve(args: argparse.Namespace) -> None:
     from bench_synth import SyntheticEmbedder, generate_corpus, real_vectors, vocabulary
 
-    from index.store import build_index, read_manifest
+    from index.stores.build import build_index
+    from index.stores.embedded import read_manifest
 
     seeds = real_vectors(_nd_faiss("torch"))
     words, probs = vocabulary(NEWS_DEV / "articles.jsonl")
@@ -382,7 +383,7 @@ def question_curve(index_dir: Path, backend: str) -> dict[str, dict[str, float]]
 
     from index import vectors as vec
     from index.embed import load_embedder
-    from index.store import read_manifest
+    from index.stores.embedded import read_manifest
 
     m = read_manifest(index_dir)
     index = vec.load(index_dir / m["files"]["faiss"], vec.IndexSpec.from_json(m["index"]))
@@ -415,7 +416,7 @@ def child(args: argparse.Namespace) -> None:
     """A serving process: start-up to the first answer, warm latency, peak RSS (one JSON line)."""
     from index.embed import load_embedder
     from index.engine import Engine
-    from index.store import Snapshot
+    from index.stores.embedded import EmbeddedStore, Snapshot
 
     s = settings(args.backend, args.index)
     emb = load_embedder(s)
@@ -423,7 +424,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "serve":
         # Snapshot.open without the model check: generated corpora carry a synthetic fingerprint.
         snap = Snapshot.open(args.index, nprobe=args.nprobe)
-        engine = Engine(s, emb, snap)
+        engine = Engine(s, emb, snap, EmbeddedStore(s.index_dir))
         engine.ask(qs[0])
         startup = time.perf_counter() - T_START
         rss_loaded = _rss_mib()
@@ -450,7 +451,7 @@ def child(args: argparse.Namespace) -> None:
         import faiss
 
         from index import vectors as vec
-        from index.store import read_manifest
+        from index.stores.embedded import read_manifest
 
         m = read_manifest(args.index)
         stored = vec.load(args.index / m["files"]["faiss"], vec.IndexSpec.from_json(m.get("index", "flat")))
@@ -484,8 +485,8 @@ def _exact_index(index_dir: Path, snap: Any) -> Any:
 
     spec = vec.IndexSpec.from_json(snap.manifest.get("index", snap.manifest.get("index_type")))
     if spec.kind == "flat" and spec.storage == "f32":
-        return snap.vectors
-    ids, x = vec.all_vectors(snap.vectors)
+        return snap.faiss
+    ids, x = vec.all_vectors(snap.faiss)
     exact = faiss.IndexIDMap2(faiss.IndexFlatIP(x.shape[1]))
     exact.add_with_ids(x, ids)
     return exact

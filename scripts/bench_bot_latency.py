@@ -64,7 +64,7 @@ def build_seed_index(index_dir: Path, corpus: Path) -> None:
     from index.config import Settings
     from index.embed import load_embedder
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     build_index(index_dir, load_corpus(corpus), load_embedder(Settings.from_env({})))
 

@@ -181,7 +181,7 @@ def live_settings(root: Path, **env: str):  # type: ignore[no-untyped-def]
 def step_throughput(args: argparse.Namespace, work: Path, emb: Any) -> dict[str, Any]:
     from index.ingest import Ingester
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     web = Web(work / "web-throughput")
     try:
@@ -265,7 +265,8 @@ def _cites(message: dict[str, Any], url: str) -> bool:
 def base_index(work: Path, n: int, emb: Any) -> Path:
     """An index of ``n`` news-dev articles (built once under ``work``); its folder."""
     from index.loaders import load_corpus
-    from index.store import build_index, read_manifest
+    from index.stores.build import build_index
+    from index.stores.embedded import read_manifest
 
     root = work / f"base-{n}"
     corpus = root / "corpus"
@@ -467,7 +468,8 @@ def step_generation(args: argparse.Namespace, work: Path, emb: Any) -> dict[str,
 
     from index.loaders import article_fingerprint
     from index.records import Article
-    from index.store import Snapshot, read_manifest, update_index
+    from index.stores.build import update_index
+    from index.stores.embedded import Snapshot, read_manifest
 
     sources = [base_index(work, args.base, emb) / "index"]
     if (ROOT / "data" / "eval-news-dev" / "manifest.json").exists():  # `make eval` builds it
@@ -607,7 +609,7 @@ def write_report() -> None:
     if gen:
         out += ["", "## One round's generation, by index size", "",
                 "A round's new and changed articles become one new generation of the FAISS + SQLite index "
-                "(`index.store.update_index`): the current database is copied, the vectors loaded, the "
+                "(`index.stores.embedded.update_index`): the current database is copied, the vectors loaded, the "
                 "articles added, both files written, hashed and committed by replacing the manifest; the bot "
                 "then opens it (checking both files' hashes). Both costs grow with the index, whatever the "
                 "round brings. Median of 3, one new article each:", "",

@@ -24,7 +24,7 @@ from index.embed import load_embedder  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import evaluate, load_questions  # noqa: E402
 from index.loaders import load_corpus  # noqa: E402
-from index.store import build_index  # noqa: E402
+from index.stores.build import build_index  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 

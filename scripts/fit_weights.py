@@ -37,7 +37,7 @@ from index.answer import CONFIDENCE_FEATURES, MODEL_FILE, RANK_FEATURES, Answere
 from index.config import Settings  # noqa: E402
 from index.embed import load_embedder  # noqa: E402
 from index.evaluate import is_correct, load_questions  # noqa: E402
-from index.store import Snapshot  # noqa: E402
+from index.stores.embedded import Snapshot  # noqa: E402
 from index.when import question_window  # noqa: E402
 
 

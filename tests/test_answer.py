@@ -13,7 +13,7 @@ from index.config import Settings
 from index.engine import Engine
 from index.errors import NewsbotError, QuestionError
 from index.loaders import load_corpus
-from index.store import build_index
+from index.stores.build import build_index
 from index.when import question_window
 
 

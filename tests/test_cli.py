@@ -80,7 +80,7 @@ def test_ask_text_output_and_sources(seed_index: Path) -> None:
 @pytest.mark.model
 def test_index_built_by_another_model_is_refused(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     build_index(tmp_path / "ix", load_corpus(ROOT / "corpus"), hashing_embedder)
     r = newsbot("ask", "--index", str(tmp_path / "ix"), "Where is Chery opening its HQ?")
@@ -131,7 +131,7 @@ def test_ask_reads_this_week_against_asked_on(tmp_path: Path, monkeypatch, hashi
 
     monkeypatch.setattr(index.engine, "load_embedder", lambda settings: hashing_embedder)
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     write(tmp_path / "c" / "f.md", "---\ntitle: Ferry\npublished: 2024-01-02\n---\n"
           "The island ferry was cancelled because of thick fog on Tuesday.\n")

@@ -22,7 +22,7 @@ from index.embed import HashingEmbedder
 from index.feeds import FeedStore
 from index.ingest import Ingester
 from index.loaders import load_corpus
-from index.store import Snapshot, indexed_fingerprints
+from index.stores.embedded import Snapshot, indexed_fingerprints
 
 TODAY = dt.date.today()
 EMB = HashingEmbedder()

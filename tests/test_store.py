@@ -10,7 +10,8 @@ from support import write
 
 from index.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from index.loaders import load_corpus
-from index.store import Snapshot, build_index, read_manifest, rebuild_lock
+from index.stores.build import build_index
+from index.stores.embedded import Snapshot, read_manifest, rebuild_lock
 
 ARTICLES = {
     "a.md": "---\ntitle: Port strike\nsource: Daily\npublished: 2024-01-02\n---\n"
@@ -54,7 +55,7 @@ def test_dense_search_matches_brute_force(tmp_path: Path, hashing_embedder) -> N
     build_index(tmp_path / "ix", load_corpus(make_corpus(tmp_path / "c", files)), hashing_embedder)
     snap = Snapshot.open(tmp_path / "ix", hashing_embedder)
     ids = sorted(r for (r,) in snap._db.execute("SELECT id FROM sentences"))
-    mat = snap.reconstruct(ids)
+    mat = snap.vectors(ids)
     q = hashing_embedder.encode(["apples 3 and pears 1"])[0]
     brute = [ids[i] for i in np.argsort(-(mat @ q), kind="stable")[:10]]
     got = [i for i, _ in snap.dense(q, 10)]
@@ -154,14 +155,12 @@ def test_load_errors_say_how_to_fix(tmp_path: Path, hashing_embedder) -> None:  
 
 
 def test_fts_search_is_safe_with_search_syntax(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
-    from index.answer import fts_query
     from index.terms import content_words
 
     build_index(tmp_path / "ix", load_corpus(make_corpus(tmp_path / "c")), hashing_embedder)
     snap = Snapshot.open(tmp_path / "ix", hashing_embedder)
     for q in ['"unbalanced', "port* OR", "NEAR(dock strike)", "a AND (b OR c", "col:text", "^start", "-minus +plus"]:
-        match = fts_query(content_words(q))
         try:
-            snap.lexical(match, 5)
+            snap.lexical(content_words(q), 5)
         except sqlite3.Error as e:  # pragma: no cover - the failure this test guards against
-            pytest.fail(f"{q!r} -> {match!r}: {e}")
+            pytest.fail(f"{q!r}: {e}")

@@ -11,7 +11,8 @@ from index import wire
 from index.errors import IndexNotFoundError
 from index.loaders import LoadResult, article_fingerprint
 from index.records import Article
-from index.store import Snapshot, build_index, indexed_fingerprints, read_manifest, update_index
+from index.stores.build import build_index, update_index
+from index.stores.embedded import Snapshot, indexed_fingerprints, read_manifest
 
 STORY = ("The regional water company said on Monday that reservoir levels had fallen to forty per cent, the lowest "
          "autumn level since records began in 1976. A hosepipe ban covering two million homes will start on Friday "

@@ -11,7 +11,8 @@ from support import write
 
 from index import vectors as vec
 from index.loaders import load_corpus
-from index.store import Snapshot, build_index, read_manifest
+from index.stores.build import build_index
+from index.stores.embedded import Snapshot, read_manifest
 
 D = 64
 
@@ -149,10 +150,10 @@ def test_store_keeps_vectors_right_across_kinds(tmp_path: Path, hashing_embedder
     snap = Snapshot.open(tmp_path / "ix", hashing_embedder)
     rows = snap._db.execute("SELECT id, text FROM sentences").fetchall()
     ids = [r[0] for r in rows]
-    stored = snap.reconstruct(ids)
+    stored = snap.vectors(ids)
     fresh = hashing_embedder.encode([r[1] for r in rows])
     assert (stored * fresh).sum(1).min() > 0.999
-    assert snap.vectors.ntotal == len(ids)
+    assert snap.faiss.ntotal == len(ids)
     snap.close()
     # Removing most articles drops below the IVF range: the store moves the vectors to a flat index.
     for p in sorted(corpus.iterdir())[12:]:
@@ -192,7 +193,7 @@ def test_embedding_cache_reused_and_compact(tmp_path: Path, hashing_embedder) ->
 def test_embedding_cache_migrates_old_layout(tmp_path: Path) -> None:
     import sqlite3
 
-    from index.store import EmbeddingCache
+    from index.stores.build import EmbeddingCache
 
     path = tmp_path / "embcache.sqlite3"
     old = sqlite3.connect(path)
@@ -223,9 +224,9 @@ def test_nprobe_setting_overrides_the_tuned_value(tmp_path: Path, hashing_embedd
     build_index(tmp_path / "ix", load_corpus(corpus), hashing_embedder,
                 vector_options=vec.VectorOptions(kind="ivf", storage="f16", nprobe=3))
     nlist = read_manifest(tmp_path / "ix")["index"]["nlist"]
-    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix").vectors).nprobe == 3
-    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=2).vectors).nprobe == 2
-    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=10**6).vectors).nprobe == nlist
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix").faiss).nprobe == 3
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=2).faiss).nprobe == 2
+    assert faiss.extract_index_ivf(Snapshot.open(tmp_path / "ix", nprobe=10**6).faiss).nprobe == nlist
     s = Settings.from_env({"NEWSBOT_NPROBE": "5"}, index_dir=tmp_path / "ix")
     assert s.nprobe == 5
     with pytest.raises(ConfigError, match="NEWSBOT_NPROBE"):

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from index.errors import NewsbotError, QuestionError
+from index.errors import NewsbotError, QuestionError, StoreUnavailableError
 from index.records import Answer
 
 from ..cooldown import cooldown_message
@@ -96,6 +96,10 @@ def question_from_message(
     for role_id in role_ids:
         text = text.replace(f"<@&{int(role_id)}>", " ")
     return " ".join(text.split())
+
+
+#: What a question gets while the index's database is unreachable (it is retried on the next question).
+UNAVAILABLE = "Sorry, I can't reach the news archive right now. Please ask again in a minute."
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,10 @@ class AskCog(commands.Cog, name="Ask"):
         except QuestionError as e:
             await respond(interaction, render_notice("{}", str(e)))
             return
+        except StoreUnavailableError as e:
+            log.warning("cannot answer: %s", e)
+            await respond(interaction, Payload(content=UNAVAILABLE))
+            return
         await respond(interaction, outcome.payload, view=outcome.view)
 
     # --- mentions ---
@@ -307,6 +315,10 @@ class AskCog(commands.Cog, name="Ask"):
             outcome = await self.answer(question, asked_at=message.created_at)
         except QuestionError as e:
             await reply(render_notice("{}", str(e)))
+            return
+        except StoreUnavailableError as e:
+            log.warning("cannot answer: %s", e)
+            await reply(Payload(content=UNAVAILABLE))
             return
         sent = await reply(outcome.payload, outcome.view)
         if outcome.answered and isinstance(message.channel, discord.TextChannel):

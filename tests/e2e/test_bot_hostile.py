@@ -54,7 +54,7 @@ def fake() -> Iterator[FakeDiscord]:
 @pytest.fixture(scope="module")
 def hostile_index(module_dir: Path, real_embedder, fake: FakeDiscord) -> Path:  # type: ignore[no-untyped-def]
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     # The role mention names a real role of the fake guild: unescaped, it would ping Moderators.
     corpus = write_hostile_corpus(module_dir / "corpus", fake.ids.moderator_role_id)

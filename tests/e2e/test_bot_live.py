@@ -138,7 +138,7 @@ def live_index(module_dir: Path, real_embedder) -> Path:  # type: ignore[no-unty
     """The seed corpus indexed with the real model; the bot's corpus folder is beside it (the
     watcher writes the articles it fetches there, under web/)."""
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     corpus = module_dir / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)

@@ -240,7 +240,7 @@ def test_reload_is_refused_without_manage_server(fake: FakeDiscord) -> None:
 
 def test_reload_by_an_admin_serves_the_rebuilt_index(fake: FakeDiscord, module_dir: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     from index.loaders import load_corpus
-    from index.store import build_index
+    from index.stores.build import build_index
 
     _, before = ask(fake, FERRY_QUESTION)
     assert "Birkenhead" not in "\n".join(message_texts(before))

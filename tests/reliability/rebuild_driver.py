@@ -1,7 +1,7 @@
 """Run ``newsbot rebuild`` for real in this process, with the fast hashing embedder and a stage hook.
 
 Used by the reliability tests as a subprocess, so that a rebuild can be killed with SIGKILL at a
-chosen stage of ``index.store.build_index`` (the ``hook`` callback), or held at one while another
+chosen stage of ``index.stores.build_index`` (the ``hook`` callback), or held at one while another
 process tries to rebuild the same index::
 
     python tests/reliability/rebuild_driver.py [--kill-at STAGE] [--hold-at STAGE --hold-file F
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_args = args.cli[1:] if args.cli[:1] == ["--"] else args.cli
 
     import index.embed
-    import index.store
+    import index.stores
     from index.cli import main as cli_main
     from index.embed import HashingEmbedder
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI loads the configured model; these runs use the hashing embedder instead.
     index.embed.load_embedder = lambda *_a, **_k: HashingEmbedder()  # type: ignore[assignment]
     index.embed.model_fingerprint = lambda *_a, **_k: HashingEmbedder.fingerprint  # type: ignore[assignment]
-    index.store.build_index = functools.partial(index.store.build_index, hook=hook)  # type: ignore[assignment]
+    index.stores.build_index = functools.partial(index.stores.build_index, hook=hook)  # type: ignore[assignment]
     return cli_main(cli_args)
 
 

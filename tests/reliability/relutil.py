@@ -113,7 +113,7 @@ class Reply:
 def answers_of(index_dir: Path, embedder: object, questions: list[str] = QUESTIONS) -> tuple[int, list[Reply]]:
     """(generation, replies) of the index in ``index_dir``; raises when it cannot be loaded."""
     from index.answer import Answerer
-    from index.store import Snapshot
+    from index.stores.embedded import Snapshot
 
     snap = Snapshot.open(index_dir, embedder)  # type: ignore[arg-type]
     try:

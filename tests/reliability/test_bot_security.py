@@ -19,7 +19,7 @@ from relutil import ROOT, ProbedBot, bot_env, corpus_v1, corpus_v2, write_corpus
 
 from index.embed import HashingEmbedder
 from index.loaders import load_corpus
-from index.store import build_index
+from index.stores.build import build_index
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -17,7 +17,7 @@ from index.engine import Engine
 from index.errors import NewsbotError
 from index.loaders import load_corpus
 from index.records import Answer
-from index.store import build_index
+from index.stores.build import build_index
 
 EMB = HashingEmbedder()
 TOPICS = {

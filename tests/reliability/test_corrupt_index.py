@@ -16,7 +16,8 @@ from index.embed import HashingEmbedder
 from index.engine import Engine
 from index.errors import NewsbotError
 from index.loaders import load_corpus
-from index.store import MANIFEST, Snapshot, build_index, read_manifest
+from index.stores.build import build_index
+from index.stores.embedded import MANIFEST, Snapshot, read_manifest
 
 EMB = HashingEmbedder()
 

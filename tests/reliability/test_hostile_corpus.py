@@ -17,7 +17,8 @@ from support import write
 
 from index.embed import HashingEmbedder
 from index.loaders import load_corpus
-from index.store import Snapshot, build_index
+from index.stores.build import build_index
+from index.stores.embedded import Snapshot
 
 EMB = HashingEmbedder()
 

@@ -31,7 +31,7 @@ from index.feeds import Feed, FeedStore
 from index.fetch import Fetcher, FetchError, FetchOptions, UrlPolicy, parse_retry_after
 from index.ingest import FeedRefused, Ingester
 from index.loaders import load_corpus
-from index.store import indexed_fingerprints
+from index.stores.embedded import indexed_fingerprints
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 

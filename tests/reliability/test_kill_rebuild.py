@@ -17,7 +17,8 @@ from relutil import answers_of, corpus_v1, corpus_v2, run_driver, stray_files, w
 from index.embed import HashingEmbedder
 from index.errors import IndexNotFoundError
 from index.loaders import load_corpus
-from index.store import Snapshot, build_index, read_manifest
+from index.stores.build import build_index
+from index.stores.embedded import Snapshot, read_manifest
 
 EMB = HashingEmbedder()
 

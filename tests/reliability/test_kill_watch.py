@@ -33,7 +33,7 @@ from index.config import Settings
 from index.engine import Engine
 from index.feeds import FeedStore
 from index.loaders import load_corpus
-from index.store import Snapshot, indexed_fingerprints, read_manifest
+from index.stores.embedded import Snapshot, indexed_fingerprints, read_manifest
 
 DRIVER = Path(__file__).resolve().parent / "watch_driver.py"
 PYTHON = sys.executable

@@ -18,7 +18,8 @@ from index.embed import HashingEmbedder
 from index.loaders import LoadResult, _finish
 from index.records import Article
 from index.split import split_article
-from index.store import Snapshot, build_index
+from index.stores.build import build_index
+from index.stores.embedded import Snapshot
 
 EMB = HashingEmbedder()
 

@@ -11,7 +11,8 @@ from relutil import answers_of, corpus_v1, corpus_v2, md, run_driver, write_corp
 
 from index.embed import HashingEmbedder
 from index.loaders import load_corpus
-from index.store import build_index, read_manifest
+from index.stores.build import build_index
+from index.stores.embedded import read_manifest
 
 EMB = HashingEmbedder()
 HOLD_TIMEOUT_S = 30.0

@@ -27,26 +27,34 @@ import os
 import platform
 import sqlite3
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__, wire
-from .clean import classify
-from .embed import Embedder, file_sha256
-from .errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
-from .loaders import LoadResult
-from .records import Article, ArticleInfo, PassageView
-from .split import split_article
-from .terms import TermStats, update_df
-from .terms import terms as sentence_terms
-from .vectors import IndexSpec, VectorIndexError, VectorOptions
-from .when import parse_day
+from .. import __version__, wire
+from ..embed import Embedder, file_sha256
+from ..errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from ..records import ArticleInfo, PassageView
+from ..terms import TermStats, update_df
+from ..vectors import IndexSpec, VectorIndexError, VectorOptions
+from ..when import parse_day
+from .base import (
+    ArticleRow,
+    Batch,
+    ParsedArticle,
+    Reader,
+    SearchFilter,
+    SentenceRow,
+    StepFn,
+    Store,
+    StoreInfo,
+    admitted,
+)
+from .build import wire_signature
 
 log = logging.getLogger(__name__)
 
@@ -195,115 +203,7 @@ def _versions() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Embedding cache
-
-
-class EmbeddingCache:
-    """Vectors keyed by (embedder fingerprint, sha256 of the text): text that recurs across
-    articles or rebuilds is embedded once. Losing it costs time, never correctness.
-
-    Rows live in a rowid table with 8 KiB pages, so a 1.5 KiB vector stays on its row's page: the
-    first layout (a WITHOUT ROWID table) put every vector on an overflow page of its own and took
-    about 4.6 KiB a vector. A cache in that layout is moved over once, when opened.
-    """
-
-    def __init__(self, path: Path, embedder_key: str, dimension: int) -> None:
-        self.key = embedder_key
-        self.dimension = dimension
-        fresh = not path.exists()
-        self.db = sqlite3.connect(path)
-        if fresh:
-            self.db.execute("PRAGMA page_size=8192")  # only takes effect before the first table
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # a lost write costs a re-embedding, nothing more
-        with self.db:
-            self.db.execute("CREATE TABLE IF NOT EXISTS models(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS vecs(model INTEGER NOT NULL, hash BLOB NOT NULL, vec BLOB NOT NULL)"
-            )
-            self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS vecs_key ON vecs(model, hash)")
-        self.model_id = self._model_id(embedder_key)
-        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='vectors' AND type='table'").fetchone():
-            self._migrate()
-
-    def _model_id(self, key: str) -> int:
-        with self.db:
-            self.db.execute("INSERT OR IGNORE INTO models(key) VALUES (?)", (key,))
-        return int(self.db.execute("SELECT id FROM models WHERE key=?", (key,)).fetchone()[0])
-
-    def _migrate(self) -> None:
-        log.info("moving the embedding cache to its compact layout (once)")
-        with self.db:
-            for (key,) in self.db.execute("SELECT DISTINCT model FROM vectors").fetchall():
-                mid = self._model_id(key)
-                self.db.execute("INSERT OR IGNORE INTO vecs(model, hash, vec) SELECT ?, hash, vec FROM vectors "
-                                "WHERE model=?", (mid, key))
-            self.db.execute("DROP TABLE vectors")
-        with contextlib.suppress(sqlite3.Error):
-            # The page size can only change by a VACUUM outside WAL mode.
-            self.db.execute("PRAGMA journal_mode=DELETE")
-            self.db.execute("PRAGMA page_size=8192")
-            self.db.execute("VACUUM")
-            self.db.execute("PRAGMA journal_mode=WAL")
-
-    @staticmethod
-    def hash(text: str) -> bytes:
-        return hashlib.sha256(text.encode("utf-8")).digest()[:16]
-
-    def get_many(self, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        out: dict[bytes, np.ndarray] = {}
-        for i in range(0, len(hashes), 500):
-            chunk = hashes[i:i + 500]
-            q = f"SELECT hash, vec FROM vecs WHERE model=? AND hash IN ({','.join('?' * len(chunk))})"
-            for h, blob in self.db.execute(q, (self.model_id, *chunk)):
-                vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape[0] == self.dimension:
-                    out[h] = vec
-        return out
-
-    def put_many(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO vecs(model, hash, vec) VALUES (?, ?, ?)",
-                ((self.model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items),
-            )
-
-    def close(self) -> None:
-        self.db.close()
-
-
-# --------------------------------------------------------------------------------------------
 # Building
-
-
-@dataclass
-class BuildReport:
-    """What a rebuild did."""
-
-    articles: int = 0
-    sentences: int = 0
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    embedded: int = 0  # sentences that went through the model
-    cached: int = 0  # sentences whose vectors came from the cache
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    generation: int = 0
-    full: bool = False
-    up_to_date: bool = False
-
-    def summary(self) -> str:
-        if self.up_to_date:
-            return (f"index is up to date: {self.articles} articles, {self.sentences} sentences "
-                    f"({len(self.warnings)} files or lines skipped)")
-        return (
-            f"indexed {self.articles} articles, {self.sentences} sentences in {self.seconds:.1f}s "
-            f"({'full' if self.full else 'incremental'}: {self.added} added, {self.changed} changed, "
-            f"{self.removed} removed, {self.unchanged} unchanged; {self.embedded} sentences embedded, "
-            f"{self.cached} from cache; {len(self.warnings)} files or lines skipped)"
-        )
 
 
 @contextlib.contextmanager
@@ -330,134 +230,9 @@ def rebuild_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
         yield  # the lock is released when the file is closed
 
 
-ProgressFn = Callable[[int, int], None]
-
-
-def _embed_sentences(
-    texts: list[str], embedder: Embedder, cache: EmbeddingCache | None, progress: ProgressFn | None,
-    report: BuildReport, step: Callable[[str], None] = lambda _stage: None,
-) -> np.ndarray:
-    """Vectors for ``texts``: from the cache where possible, each distinct text embedded once."""
-    hashes = [EmbeddingCache.hash(t) for t in texts]
-    known = cache.get_many(list(set(hashes))) if cache else {}
-    todo: dict[bytes, str] = {}
-    for h, t in zip(hashes, texts):
-        if h not in known and h not in todo:
-            todo[h] = t
-    report.cached += sum(1 for h in hashes if h in known)
-    report.embedded += len(todo)
-    # Batches of similar length waste little time on padding (the model pads to a batch's longest text).
-    items = sorted(todo.items(), key=lambda item: len(item[1]))
-    done = 0
-    if progress:
-        progress(0, len(items))
-    chunk = 512
-    for i in range(0, len(items), chunk):
-        part = items[i:i + chunk]
-        vecs = embedder.encode([t for _, t in part])
-        fresh = list(zip((h for h, _ in part), vecs))
-        known.update(fresh)
-        if cache:
-            cache.put_many(fresh)
-        done += len(part)
-        step(f"embed:{done}")
-        if progress:
-            progress(done, len(items))
-    if not texts:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    return np.vstack([known[h] for h in hashes]).astype(np.float32, copy=False)
-
-
 def _index_spec(manifest: dict[str, Any]) -> IndexSpec:
     """The vector index a manifest records (older manifests only say "flat")."""
     return IndexSpec.from_json(manifest.get("index", manifest.get("index_type")))
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What a new generation changes.
-
-    ``whole``: ``articles`` is the whole corpus, and any indexed article not among them is removed
-    (``newsbot rebuild``). Otherwise ``articles`` are added or replace their old versions, the ids
-    in ``removed`` are dropped, and everything else stays (the watcher's rounds).
-    """
-
-    articles: Sequence[Article]
-    removed: frozenset[str] = frozenset()
-    whole: bool = True
-
-
-@dataclass
-class _Plan:
-    removed_rows: list[int]  # article row ids to delete (removed, or replaced by a new version)
-    todo: list[Article]  # articles to parse, embed and insert
-
-
-def _diff(have: dict[str, tuple[int, str]], changes: Changes, report: BuildReport) -> _Plan:
-    """Which indexed articles go and which articles come, given what the index ``have``s (ext id ->
-    row id, fingerprint)."""
-    given = {a.id: a for a in changes.articles}
-    if changes.whole:
-        gone = [ext for ext in have if ext not in given]
-    else:
-        gone = [ext for ext in changes.removed if ext in have and ext not in given]
-    changed = [ext for ext, (_, fp) in have.items() if ext in given and given[ext].fingerprint != fp]
-    todo = [a for a in changes.articles if a.id not in have or have[a.id][1] != a.fingerprint]
-    report.removed = len(gone)
-    report.changed = len(changed)
-    report.added = len(todo) - len(changed)
-    report.unchanged = len(changes.articles) - len(todo) if changes.whole else len(have) - len(gone) - len(changed)
-    return _Plan([have[ext][0] for ext in gone + changed], todo)
-
-
-def build_index(
-    index_dir: Path,
-    loaded: LoadResult,
-    embedder: Embedder,
-    *,
-    full: bool = False,
-    progress: ProgressFn | None = None,
-    corpus_dir: Path | None = None,
-    wait: bool = False,
-    hook: Callable[[str], None] | None = None,
-    vector_options: VectorOptions | None = None,
-    use_cache: bool = True,
-) -> BuildReport:
-    """Build or update the index in ``index_dir`` from the whole corpus, ``loaded``.
-
-    Incremental unless ``full``: unchanged articles keep their rows and vectors, changed and new
-    ones are embedded, removed ones are dropped. ``hook`` is called with a stage name at each step
-    (tests use it to kill a build at chosen points; raising in it abandons the build, leaving the
-    current index as it was). ``vector_options`` picks the vector index (default: by size, see
-    index/vectors.py); ``use_cache=False`` skips the embedding cache.
-    """
-    report = BuildReport(full=full, warnings=[str(w) for w in loaded.warnings])
-    return _write_generation(index_dir, Changes(loaded.articles), embedder, report, full=full, progress=progress,
-                             corpus_dir=corpus_dir, wait=wait, hook=hook, vector_options=vector_options,
-                             use_cache=use_cache)
-
-
-def update_index(
-    index_dir: Path,
-    articles: Sequence[Article],
-    removed: Iterable[str],
-    embedder: Embedder,
-    *,
-    progress: ProgressFn | None = None,
-    corpus_dir: Path | None = None,
-    hook: Callable[[str], None] | None = None,
-    vector_options: VectorOptions | None = None,
-) -> BuildReport:
-    """Add or replace ``articles`` and drop the ``removed`` ids in the index, keeping everything else:
-    one new generation, committed atomically under the rebuild lock (waiting for a running rebuild).
-
-    Raises IndexNotFoundError (or IndexMismatchError) when there is no index it can update: the
-    caller then builds one from the whole corpus.
-    """
-    report = BuildReport()
-    return _write_generation(index_dir, Changes(articles, frozenset(removed), whole=False), embedder, report,
-                             progress=progress, corpus_dir=corpus_dir, wait=True, hook=hook,
-                             vector_options=vector_options)
 
 
 def indexed_fingerprints(index_dir: Path) -> dict[str, str] | None:
@@ -492,7 +267,7 @@ def _open_working_copy(index_dir: Path, generation: int, embedder: Embedder, *, 
                        partial: bool) -> _WorkingCopy:
     """Copy the current generation into ``generation``'s temporary files (or start a new one when
     ``full``, or when the current one cannot be updated and the build is not ``partial``)."""
-    from . import vectors as vec
+    from .. import vectors as vec
 
     tmp_db = index_dir / f".gen-{generation:06d}.sqlite3.tmp"
     tmp_faiss = index_dir / f".gen-{generation:06d}.faiss.tmp"
@@ -540,7 +315,7 @@ def _open_working_copy(index_dir: Path, generation: int, embedder: Embedder, *, 
 
 def _remove_rows(wc: _WorkingCopy, rows: Sequence[int], embedder: Embedder, df_removed: Counter[str]) -> None:
     """Delete these articles (children first) and their vectors."""
-    from . import vectors as vec
+    from .. import vectors as vec
 
     db = wc.db
     gone: list[int] = []
@@ -564,15 +339,13 @@ def _remove_rows(wc: _WorkingCopy, rows: Sequence[int], embedder: Embedder, df_r
             wc.vectors, wc.spec = vec.build(wc.spec, keep_ids[keep], keep_vecs[keep], embedder.dimension)
 
 
-def _insert_articles(db: sqlite3.Connection, todo: Sequence[Article], df_added: Counter[str],
-                     step: Callable[[str], None]) -> tuple[list[int], list[str]]:
-    """Parse, split and insert each article (with its wire-copy group); the new sentences' ids and texts."""
+def _insert_parsed(db: sqlite3.Connection, parsed: Sequence[ParsedArticle], df_added: Counter[str],
+                   step: StepFn) -> list[int]:
+    """Insert each parsed article (with its wire-copy group); the new sentences' ids, in order."""
     new_ids: list[int] = []
-    new_texts: list[str] = []
-    for n_art, art in enumerate(todo):
-        step(f"parse:{n_art}")
-        blocks = classify(art.text)
-        sentences, passages = split_article(art.id, art.text, blocks)
+    for n_art, p in enumerate(parsed):
+        step(f"insert:{n_art}")
+        art = p.article
         cur = db.execute(
             "INSERT INTO articles(ext_id, title, source, url, published, authors, path, fingerprint, text)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
@@ -580,47 +353,26 @@ def _insert_articles(db: sqlite3.Connection, todo: Sequence[Article], df_added: 
              art.path, art.fingerprint, art.text),
         )
         aid = int(cur.lastrowid)  # type: ignore[arg-type]
-        group = wire.add(db, aid, "\n".join(art.text[b.start:b.end] for b in blocks if b.kind == "body"))
+        group = wire.add(db, aid, wire_signature(p))
         if group is not None:
             db.execute("UPDATE articles SET wire=? WHERE id=?", (group, aid))
-        pids = []
-        for p in passages:
-            pids.append(db.execute(
-                "INSERT INTO passages(article, idx, start, end) VALUES (?,?,?,?)",
-                (aid, p.index, p.start, p.end),
-            ).lastrowid)
-        for s in sentences:
-            s_terms = sentence_terms(s.text)
-            df_added.update(s_terms)
+        pids = [db.execute("INSERT INTO passages(article, idx, start, end) VALUES (?,?,?,?)",
+                           (aid, idx, start, end)).lastrowid for idx, start, end in p.passages]
+        for s in p.sentences:
+            df_added.update(s.terms)
             sid = db.execute(
                 "INSERT INTO sentences(article, passage, idx, start, end, text, terms, n_terms)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (aid, pids[s.passage], s.index, s.start, s.end, s.text, " ".join(s_terms), len(s_terms)),
+                (aid, pids[s.passage], s.idx, s.start, s.end, s.text, " ".join(s.terms), len(s.terms)),
             ).lastrowid
             new_ids.append(int(sid))  # type: ignore[arg-type]
-            new_texts.append(s.text)
-    return new_ids, new_texts
-
-
-def _embed(index_dir: Path, texts: list[str], embedder: Embedder, *, use_cache: bool, progress: ProgressFn | None,
-           report: BuildReport, step: Callable[[str], None]) -> np.ndarray:
-    cache = None
-    try:
-        if use_cache:
-            cache = EmbeddingCache(index_dir / "embcache.sqlite3", embedder.fingerprint, embedder.dimension)
-    except sqlite3.Error as e:  # a broken cache only costs time
-        log.warning("embedding cache unavailable (%s); embedding everything", e)
-    try:
-        return _embed_sentences(texts, embedder, cache, progress, report, step)
-    finally:
-        if cache:
-            cache.close()
+    return new_ids
 
 
 def _add_vectors(wc: _WorkingCopy, ids: list[int], vecs: np.ndarray, embedder: Embedder,
                  options: VectorOptions) -> None:
     """Add the new vectors, moving to another kind of vector index when the size calls for it."""
-    from . import vectors as vec
+    from .. import vectors as vec
 
     id_arr = np.asarray(ids, dtype=np.int64)
     n_total = (0 if wc.vectors is None else int(wc.vectors.ntotal)) + len(ids)
@@ -643,7 +395,7 @@ def _add_vectors(wc: _WorkingCopy, ids: list[int], vecs: np.ndarray, embedder: E
 def _commit(index_dir: Path, wc: _WorkingCopy, generation: int, embedder: Embedder, corpus_dir: Path | None,
             live_files: set[str], step: Callable[[str], None]) -> dict[str, int]:
     """Write the files, move them into place and replace the manifest: the commit point."""
-    from . import vectors as vec
+    from .. import vectors as vec
 
     db = wc.db
     assert wc.spec is not None
@@ -698,64 +450,110 @@ def _commit(index_dir: Path, wc: _WorkingCopy, generation: int, embedder: Embedd
     return counts
 
 
-def _write_generation(
-    index_dir: Path, changes: Changes, embedder: Embedder, report: BuildReport, *, full: bool = False,
-    progress: ProgressFn | None = None, corpus_dir: Path | None = None, wait: bool = False,
-    hook: Callable[[str], None] | None = None, vector_options: VectorOptions | None = None, use_cache: bool = True,
-) -> BuildReport:
-    """One new generation of the index: open a working copy, diff, remove, parse, embed, commit."""
-    started = time.perf_counter()
-    step = hook or (lambda _stage: None)
-    with rebuild_lock(index_dir, wait=wait):
-        step("locked")
-        # Never reuse a generation's file names, even when starting over: the current index stays
-        # live (and loadable) until the new manifest replaces it.
-        generation = _next_generation(index_dir)
-        live_files = _manifest_files(index_dir)  # the index being served now: kept one more round
-        report.generation = generation
-        wc = _open_working_copy(index_dir, generation, embedder, full=full, partial=not changes.whole)
-        report.full = wc.previous is None
-        step("opened")
+class EmbeddedBatch(Batch):
+    """A new generation being written next to the current one: committed by replacing the manifest."""
+
+    def __init__(self, store: EmbeddedStore, embedder: Embedder, *, full: bool, partial: bool, wait: bool,
+                 step: StepFn) -> None:
+        self.store = store
+        self.embedder = embedder
+        index_dir = store.index_dir
+        self._lock = rebuild_lock(index_dir, wait=wait)
+        self._lock.__enter__()
         try:
-            db = wc.db
+            step("locked")
+            # Never reuse a generation's file names, even when starting over: the current index stays
+            # live (and loadable) until the new manifest replaces it.
+            self.generation = _next_generation(index_dir)
+            self._live = _manifest_files(index_dir)  # the index being served now: kept one more round
+            self.wc = _open_working_copy(index_dir, self.generation, embedder, full=full, partial=partial)
+            self.fresh = self.wc.previous is None
+            step("opened")
             # Rows are deleted explicitly, children first; foreign-key checks would only cost time.
-            db.execute("PRAGMA foreign_keys=OFF")
-            db.execute("PRAGMA journal_mode=OFF")
-            db.execute("PRAGMA synchronous=OFF")
-            have = {ext: (rid, fp) for rid, ext, fp in db.execute("SELECT id, ext_id, fingerprint FROM articles")}
-            plan = _diff(have, changes, report)
-            if wc.previous is not None and not plan.removed_rows and not plan.todo:
-                db.close()
-                wc.db_path.unlink(missing_ok=True)
-                report.articles = wc.previous["counts"]["articles"]
-                report.sentences = wc.previous["counts"]["sentences"]
-                report.up_to_date = True
-                report.seconds = time.perf_counter() - started
-                return report
-            step("diffed")
-            df_added: Counter[str] = Counter()
-            df_removed: Counter[str] = Counter()
-            with db:
-                if plan.removed_rows:
-                    _remove_rows(wc, plan.removed_rows, embedder, df_removed)
-                step("removed")
-                # Parse and split everything new first, then embed in large batches.
-                new_ids, new_texts = _insert_articles(db, plan.todo, df_added, step)
-                update_df(db, df_added, df_removed)
-                step("parsed")
-            vecs = _embed(index_dir, new_texts, embedder, use_cache=use_cache, progress=progress, report=report,
-                          step=step)
-            step("embedded")
-            _add_vectors(wc, new_ids, vecs, embedder, vector_options or VectorOptions())
-            step("indexed")
-            counts = _commit(index_dir, wc, generation, embedder, corpus_dir, live_files, step)
+            for pragma in ("foreign_keys=OFF", "journal_mode=OFF", "synchronous=OFF"):
+                self.wc.db.execute(f"PRAGMA {pragma}")
         except BaseException:
-            with contextlib.suppress(Exception):
-                wc.db.close()
+            self._release()
             raise
-        report.articles, report.sentences = counts["articles"], counts["sentences"]
-        report.seconds = time.perf_counter() - started
-        return report
+        self._df_added: Counter[str] = Counter()
+        self._df_removed: Counter[str] = Counter()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None  # type: ignore[assignment]
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+    def have(self) -> dict[str, tuple[int, str]]:
+        return {ext: (rid, fp) for rid, ext, fp in self.wc.db.execute("SELECT id, ext_id, fingerprint FROM articles")}
+
+    def counts(self) -> dict[str, int]:
+        if self.wc.previous is not None:
+            return dict(self.wc.previous["counts"])
+        return {"articles": 0, "sentences": 0}
+
+    def remove(self, article_rows: Sequence[int]) -> None:
+        with self.wc.db:
+            _remove_rows(self.wc, article_rows, self.embedder, self._df_removed)
+
+    def add(self, parsed: Sequence[ParsedArticle], vectors: np.ndarray, step: StepFn) -> None:
+        with self.wc.db:
+            ids = _insert_parsed(self.wc.db, parsed, self._df_added, step)
+            update_df(self.wc.db, self._df_added, self._df_removed)
+        _add_vectors(self.wc, ids, vectors, self.embedder, self.store.vector_options)
+
+    def commit(self, step: StepFn) -> dict[str, int]:
+        try:
+            return _commit(self.store.index_dir, self.wc, self.generation, self.embedder, self.store.corpus_dir,
+                           self._live, step)
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.wc.db.close()
+        self.wc.db_path.unlink(missing_ok=True)
+        self.wc.faiss_path.unlink(missing_ok=True)
+        self._release()
+
+
+class EmbeddedStore(Store):
+    """The index as a folder: a FAISS file and a SQLite database per generation, and a manifest."""
+
+    name = "embedded"
+
+    def __init__(self, index_dir: Path, *, corpus_dir: Path | None = None, nprobe: int | None = None,
+                 vector_options: VectorOptions | None = None, cache_path: Path | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.cache_path = cache_path
+        self.corpus_dir = corpus_dir
+        self.nprobe = nprobe
+        self.vector_options = vector_options or VectorOptions()
+
+    def open(self, embedder: Embedder | None = None) -> Snapshot:
+        return Snapshot.open(self.index_dir, embedder, nprobe=self.nprobe)
+
+    def stamp(self) -> object:
+        """The manifest's inode, mtime and size: one ``stat``. A rebuild commits by replacing it."""
+        try:
+            st = os.stat(self.index_dir / MANIFEST)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def fingerprints(self) -> dict[str, str] | None:
+        return indexed_fingerprints(self.index_dir)
+
+    def begin(self, embedder: Embedder, *, full: bool, partial: bool, wait: bool, step: StepFn) -> EmbeddedBatch:
+        return EmbeddedBatch(self, embedder, full=full, partial=partial, wait=wait, step=step)
+
+    def embedding_cache_path(self) -> Path:
+        if self.cache_path is not None:
+            return self.cache_path
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return self.index_dir / "embcache.sqlite3"
+
+    def describe(self) -> str:
+        return f"the index folder {self.index_dir}"
 
 
 def _manifest_files(index_dir: Path) -> set[str]:
@@ -805,34 +603,28 @@ def _check_model(manifest: dict[str, Any], embedder: Embedder) -> None:
 # Reading
 
 
-@dataclass(frozen=True, slots=True)
-class SentenceRow:
-    id: int
-    article: int
-    passage: int
-    idx: int
-    start: int
-    end: int
-    text: str
-    terms: str = ""  # space-separated distinct stemmed content words
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleRow:
-    id: int
-    ext_id: str
-    title: str
-    source: str | None
-    url: str | None
-    published: str | None
-    wire: int | None = None  # the wire-copy group (index.wire), when the article has copies
-
-
 #: The read connection's SQLite page cache, in KiB.
 READ_CACHE_KIB = 131072
 
 
-class Snapshot:
+#: Under a filter that admits at most this many sentences, the dense search is exact over them;
+#: above it, the vector index is searched for more candidates than asked and the admitted kept.
+EXACT_FILTERED = 8192
+#: How many more candidates a filtered dense search asks the vector index for (at least 1024).
+FILTER_OVERFETCH = 16
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression: every term quoted, so no user text is ever read as FTS syntax."""
+    seen: list[str] = []
+    for t in terms:
+        t = t.replace('"', "")
+        if t and t not in seen:
+            seen.append(t)
+    return " OR ".join(f'"{t}"' for t in seen)
+
+
+class Snapshot(Reader):
     """One generation of the index, loaded and checked: immutable, safe to share between threads.
 
     Everything a question needs comes from one snapshot, so an answer never mixes builds.
@@ -841,7 +633,7 @@ class Snapshot:
     def __init__(self, index_dir: Path, manifest: dict[str, Any], vectors: Any, db: sqlite3.Connection) -> None:
         self.index_dir = index_dir
         self.manifest = manifest
-        self.vectors = vectors
+        self.faiss = vectors
         self._db = db
         self._lock = threading.Lock()
         self._articles: dict[int, ArticleRow] = {
@@ -852,7 +644,6 @@ class Snapshot:
         for a in self._articles.values():
             if a.wire is not None:
                 self._wire.setdefault(a.wire, []).append(a.id)
-        self.total_sentences = int(manifest["counts"]["sentences"])
         self.term_stats = TermStats.load(db)
         #: Each article's publication day (None when unknown), and the dated ones sorted by day.
         self.article_day: dict[int, dt.date | None] = {i: parse_day(a.published) for i, a in self._articles.items()}
@@ -898,7 +689,7 @@ class Snapshot:
         ``nprobe`` overrides the IVF cells searched per question (NEWSBOT_NPROBE): the rebuild tunes
         it on stored vectors, which is stricter than real questions (docs/BENCHMARKS.md).
         """
-        from . import vectors as vec
+        from .. import vectors as vec
 
         manifest = read_manifest(index_dir)
         if embedder is not None:
@@ -947,56 +738,67 @@ class Snapshot:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
-        k = min(k, int(self.vectors.ntotal))
+    @property
+    def info(self) -> StoreInfo:
+        m = self.manifest
+        return StoreInfo("embedded", int(m["generation"]), int(m["counts"]["articles"]),
+                         int(m["counts"]["sentences"]), str(m["model"]["name"]), m.get("built_at"))
+
+    def _admitted_sentences(self, where: SearchFilter) -> list[int]:
+        arts = sorted(admitted(self._articles, self.article_day, where))
+        if not arts:
+            return []
+        with self._lock:
+            return [r for (r,) in self._db.execute(
+                "SELECT id FROM sentences WHERE article IN (SELECT value FROM json_each(?))", (json.dumps(arts),))]
+
+    def dense(self, qvec: np.ndarray, k: int, where: SearchFilter | None = None) -> list[tuple[int, float]]:
+        from ..vectors import search
+
+        if where is not None and where.active:
+            return self._dense_filtered(qvec, k, where)
+        k = min(k, int(self.faiss.ntotal))
         if k <= 0:
             return []
-        from .vectors import search
-
-        scores, ids = search(self.vectors, qvec.reshape(1, -1), k)
+        scores, ids = search(self.faiss, qvec.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
+    def _dense_filtered(self, qvec: np.ndarray, k: int, where: SearchFilter) -> list[tuple[int, float]]:
+        """Exact over the admitted sentences when they are few; else a wider search, filtered."""
+        allowed = self._admitted_sentences(where)
+        if len(allowed) <= EXACT_FILTERED:
+            if not allowed:
+                return []
+            scores = self.vectors(allowed) @ qvec
+            top = np.argsort(-scores, kind="stable")[:k]
+            return [(allowed[i], float(scores[i])) for i in top]
+        keep = set(allowed)
+        wide = self.dense(qvec, max(k * FILTER_OVERFETCH, 1024))
+        return [(i, s) for i, s in wide if i in keep][:k]
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.vectors.d), dtype=np.float32)
-        from .vectors import reconstruct
+        from ..vectors import reconstruct
 
-        return reconstruct(self.vectors, ids)
+        return reconstruct(self.faiss, ids)
 
-    def lexical(self, match: str, k: int) -> list[tuple[int, float]]:
-        """BM25 over sentences for an FTS5 MATCH expression (built by the caller from plain words)."""
-        if not match:
+    def lexical(self, terms: Sequence[str], k: int, where: SearchFilter | None = None) -> list[tuple[int, float]]:
+        """BM25 over sentences (FTS5), the terms quoted so no text is read as FTS syntax."""
+        match = fts_query(terms)
+        if not match or k <= 0:
             return []
+        sql = "SELECT rowid, -bm25(sentences_fts) FROM sentences_fts WHERE sentences_fts MATCH ?"
+        args: tuple[object, ...] = (match,)
+        if where is not None and where.active:
+            arts = sorted(admitted(self._articles, self.article_day, where))
+            if not arts:
+                return []
+            sql += " AND rowid IN (SELECT id FROM sentences WHERE article IN (SELECT value FROM json_each(?)))"
+            args += (json.dumps(arts),)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT rowid, -bm25(sentences_fts) FROM sentences_fts WHERE sentences_fts MATCH ? "
-                "ORDER BY rank LIMIT ?",
-                (match, k),
-            ).fetchall()
+            rows = self._db.execute(sql + " ORDER BY rank LIMIT ?", (*args, k)).fetchall()
         return [(int(r), float(s)) for r, s in rows]
-
-    def lexical_for(self, match: str, ids: Sequence[int]) -> dict[int, float]:
-        """BM25 scores of the given sentences (absent: no match)."""
-        if not match or not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT rowid, -bm25(sentences_fts) FROM sentences_fts WHERE sentences_fts MATCH ? "
-                f"AND rowid IN ({marks})",
-                (match, *ids),
-            ).fetchall()
-        return {int(r): float(s) for r, s in rows}
-
-    def term_doc_freq(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many sentences contain each (already FTS-quoted) term."""
-        out = {}
-        with self._lock:
-            for t in terms:
-                out[t] = self._db.execute(
-                    "SELECT count(*) FROM sentences_fts WHERE sentences_fts MATCH ?", (t,)
-                ).fetchone()[0]
-        return out
 
     def sentences(self, ids: Sequence[int]) -> dict[int, SentenceRow]:
         if not ids:
@@ -1069,6 +871,12 @@ class Snapshot:
         lo = bisect.bisect_left(self._day_ords, start.toordinal())
         hi = bisect.bisect_right(self._day_ords, end.toordinal())
         return self._day_ids[lo:hi]
+
+    def has_articles_between(self, start: dt.date, end: dt.date) -> bool:
+        return bool(self.articles_between(start, end))
+
+    def day_of(self, article_id: int) -> dt.date | None:
+        return self.article_day.get(article_id)
 
     def articles(self) -> list[ArticleRow]:
         return list(self._articles.values())

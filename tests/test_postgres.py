@@ -1,0 +1,218 @@
+"""The PostgreSQL backend against real servers (tests/pgserver.py): migrations, `newsbot db`, the
+database going away while answering, an exhausted read pool, a replica behind its primary, a
+rebuild killed inside its transaction, and the same answers as the folder backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from index.config import Settings
+from index.engine import Engine
+from index.errors import ConfigError, StoreUnavailableError
+from index.loaders import load_corpus
+from index.stores.build import build_index, update_index
+from index.stores.postgres import SCHEMA_VERSION, PostgresStore, migrate, schema_version, status
+from support import ROOT
+from test_store_conformance import _article, corpus
+
+DRIVER = ROOT / "tests" / "reliability" / "rebuild_driver.py"
+
+
+def _engine(store: PostgresStore, embedder) -> Engine:  # type: ignore[no-untyped-def]
+    return Engine.open(Settings.from_env({}), embedder=embedder, store=store)
+
+
+def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str, hashing_embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    old = PostgresStore(pg_url, migrate_to=SCHEMA_VERSION - 1)  # as the previous newsbot left it
+    build_index(old, corpus(8), hashing_embedder)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert schema_version(conn) == SCHEMA_VERSION - 1
+        assert conn.execute("SELECT to_regclass('newsbot_feedback')").fetchone()[0] is None
+    assert status(old)["schema_version"] == SCHEMA_VERSION - 1
+    before = [q.text for q in _engine(old, hashing_embedder).ask("What would item3 cost?").quotes]
+    old.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert migrate(conn) == [SCHEMA_VERSION]
+        assert migrate(conn) == []  # applied once
+        assert schema_version(conn) == SCHEMA_VERSION
+        assert conn.execute("SELECT to_regclass('newsbot_feedback')").fetchone()[0] == "newsbot_feedback"
+    new = PostgresStore(pg_url)
+    assert [q.text for q in _engine(new, hashing_embedder).ask("What would item3 cost?").quotes] == before
+    assert update_index(new, [_article(40)], [], hashing_embedder).added == 1
+    new.close()
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    return subprocess.run([sys.executable, str(DRIVER), "--", *args], capture_output=True, text=True,
+                          env=full, timeout=timeout, cwd=ROOT)
+
+
+def test_cli_rebuild_ask_and_db_status_and_migrate_on_the_database(pg_url: str, tmp_path: Path) -> None:
+    env = {"NEWSBOT_DATABASE_URL": pg_url, "NEWSBOT_CORPUS_DIR": str(ROOT / "corpus"),
+           "NEWSBOT_INDEX_DIR": str(tmp_path / "unused")}
+    fresh = _cli(["db", "status", "--json"], env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["schema_version"] == 0
+    done = _cli(["rebuild"], env)  # migrates an empty database first
+    assert done.returncode == 0, done.stderr
+    assert "indexed 2 articles" in done.stderr
+    st = json.loads(_cli(["db", "status", "--json"], env).stdout)
+    assert st["schema_version"] == SCHEMA_VERSION and st["articles"] == 2 and st["sentences"] > 20
+    assert st["generation"] == 1 and st["replica"] is False and st["build_running"] is False
+    assert st["size_bytes"] > 0
+    text = _cli(["db", "status"], env).stdout
+    assert "schema version: " + str(SCHEMA_VERSION) in text and "articles: 2" in text
+    migrated = _cli(["db", "migrate"], env)
+    assert migrated.returncode == 0 and "the latest" in migrated.stderr
+    ask = _cli(["ask", "--json", "Where is Chery opening its European headquarters?"], env)
+    assert ask.returncode == 0, ask.stderr
+    assert json.loads(ask.stdout)["answered"] is True
+    assert not (tmp_path / "unused" / "manifest.json").exists()  # nothing went to the folder
+    refused = _cli(["ask", "--index", str(tmp_path / "ix"), "anything?"], env)
+    assert refused.returncode == 1 and "NEWSBOT_DATABASE_URL is set" in refused.stderr
+    no_db = _cli(["db", "status"], {"NEWSBOT_DATABASE_URL": ""})
+    assert no_db.returncode == 1 and "needs NEWSBOT_DATABASE_URL" in no_db.stderr
+
+
+def test_settings_refuse_a_read_url_without_a_primary_and_non_postgres_urls() -> None:
+    with pytest.raises(ConfigError, match="needs NEWSBOT_DATABASE_URL"):
+        Settings.from_env({"NEWSBOT_DATABASE_READ_URL": "postgresql://r/db"})
+    with pytest.raises(ConfigError, match="postgresql://"):
+        Settings.from_env({"NEWSBOT_DATABASE_URL": "mysql://x/db"})
+    s = Settings.from_env({"NEWSBOT_DATABASE_URL": "postgresql://u:pw@h/db",
+                           "NEWSBOT_DATABASE_READ_URL": "postgresql://a/db, postgresql://b/db"})
+    assert s.uses_database and len(s.database_read_urls) == 2 and "pw" not in repr(s)
+
+
+def test_the_database_restarted_while_serving_apologises_then_answers_again(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    import pgserver
+
+    server = pgserver.start_primary(tmp_path / "own")
+    try:
+        store = PostgresStore(pgserver.create_database(server, "restart"), timeout=2.0)
+        build_index(store, corpus(8), hashing_embedder)
+        engine = _engine(store, hashing_embedder)
+        assert engine.ask("What would item3 cost?").answered
+        server.stop()
+        t0 = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="unreachable|busy"):
+            engine.ask("What would item3 cost?")
+        assert time.monotonic() - t0 < 10  # fails within the configured time-out, never hangs
+        assert store.stamp() is None and engine.index_changed()
+        server.start()
+        deadline = time.monotonic() + 15
+        while True:  # the pool reconnects by itself: the same engine answers again
+            try:
+                assert engine.ask("What would item3 cost?").answered
+                break
+            except StoreUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        server.kill()  # a crash, not a clean stop: the same
+        server.start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert engine.ask("What would item3 cost?").answered
+                break
+            except StoreUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        store.close()
+    finally:
+        server.close()
+
+
+def test_an_exhausted_read_pool_says_busy_within_the_timeout(pg_url: str, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    store = PostgresStore(pg_url, pool_size=1, timeout=0.5)
+    build_index(store, corpus(8), hashing_embedder)
+    engine = _engine(store, hashing_embedder)
+    with store.reading():  # the one connection, held
+        t0 = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="busy"):
+            engine.ask("What would item3 cost?")
+        assert 0.4 < time.monotonic() - t0 < 5
+    assert engine.ask("What would item3 cost?").answered  # given back: answers again
+    store.close()
+
+
+def test_a_replica_behind_the_primary_serves_the_last_state_it_replayed(pg_replica, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    import pgserver
+
+    primary, replica = pg_replica
+    primary_uri = pgserver.create_database(primary, "replicated")
+    pgserver.wait_replayed(primary, replica)
+    store = PostgresStore(primary_uri, read_urls=[replica.uri_for("replicated")])
+    build_index(store, corpus(8), hashing_embedder)
+    pgserver.wait_replayed(primary, replica)
+    engine = _engine(store, hashing_embedder)
+    assert engine.ask("What would item3 cost?").answered
+    st = status(store)
+    assert st["replica"] is True and st["articles"] == 8 and st["replay_lag_seconds"] is not None
+    with pgserver.replay_paused(replica):
+        update_index(store, [_article(60, text="The ferry to the island was cancelled because of fog. " * 4
+                                      + "The ferry operator said itemferry.")], [], hashing_embedder)
+        time.sleep(0.5)
+        assert not engine.index_changed()  # the replica has not replayed the commit
+        assert not engine.ask("Why was the ferry to the island cancelled?").answered
+    pgserver.wait_replayed(primary, replica)
+    assert engine.index_changed()
+    engine.reload()
+    ans = engine.ask("Why was the ferry to the island cancelled?")
+    assert ans.answered and "fog" in ans.quotes[0].text
+    store.close()
+
+
+@pytest.mark.parametrize("stage", ["sentences-copied", "index:hnsw", "manifest"])
+def test_sigkill_of_a_rebuild_inside_its_transaction_leaves_the_last_commit(pg_url: str, tmp_path: Path, stage: str,
+                                                                           hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    store = PostgresStore(pg_url)
+    build_index(store, load_corpus(ROOT / "corpus"), hashing_embedder)
+    before = store.fingerprints()
+    engine = _engine(store, hashing_embedder)
+    answer = [q.text for q in engine.ask("Where is Chery opening its European headquarters?").quotes]
+    other = tmp_path / "corpus"
+    other.mkdir()
+    for n in range(3):
+        (other / f"{n}.md").write_text(f"# Other story {n}\n\n" + "The quarry closed after the flood. " * 5)
+    env = {"NEWSBOT_DATABASE_URL": pg_url, "NEWSBOT_CORPUS_DIR": str(other)}
+    killed = subprocess.run([sys.executable, str(DRIVER), "--kill-at", stage, "--", "rebuild", "--full"],
+                            capture_output=True, text=True, env={**os.environ, **env}, timeout=120, cwd=ROOT)
+    assert killed.returncode == -9, killed.stderr
+    assert store.fingerprints() == before and not engine.index_changed()
+    assert [q.text for q in engine.ask("Where is Chery opening its European headquarters?").quotes] == answer
+    assert status(store)["build_running"] is False  # the lock died with the session
+    again = subprocess.run([sys.executable, str(DRIVER), "--", "rebuild", "--full"], capture_output=True, text=True,
+                           env={**os.environ, **env}, timeout=120, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert set(store.fingerprints() or {}) == {str(n) for n in range(3)}
+    store.close()
+
+
+@pytest.mark.model
+def test_the_seed_questions_get_the_same_answers_as_the_folder_backend(pg_url: str, seed_engine, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    from support import SHARED
+
+    store = PostgresStore(pg_url)
+    build_index(store, load_corpus(ROOT / "corpus"), real_embedder)
+    engine = _engine(store, real_embedder)
+    questions = [json.loads(line)["question"] for line in
+                 (SHARED / "eval" / "seed-dev.jsonl").read_text().splitlines() if line.strip()]
+    for q in questions:
+        a, b = seed_engine.ask(q), engine.ask(q)
+        assert a.answered == b.answered, q
+        if a.answered:
+            assert a.quotes[0].text == b.quotes[0].text, q
+    store.close()
