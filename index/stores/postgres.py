@@ -211,6 +211,7 @@ class PostgresStore(Store):
         self.cache_path = cache_path
         self.migrate_to = migrate_to
         self._pools: list[Any] = []
+        self._wpool: Any = None
         self._next_pool = 0
         self._lock = threading.Lock()
 
@@ -266,8 +267,42 @@ class PostgresStore(Store):
                 pool.putconn(conn)
             return
 
+    def _write_pool(self) -> Any:
+        """The primary's pool for batches: small (one batch holds the write lock at a time; a second
+        waits for it) and separate from the readers', so a long rebuild never takes their connections."""
+        with self._lock:
+            if self._wpool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._wpool = ConnectionPool(
+                    self.url, min_size=0, max_size=2, timeout=self.timeout, open=False,
+                    kwargs={"connect_timeout": max(1, int(self.timeout))}, configure=self._configure_writer,
+                    check=ConnectionPool.check_connection, name="newsbot-write",
+                )
+                self._wpool.open(wait=False)
+            return self._wpool
+
+    def _configure_writer(self, conn: Any) -> None:
+        from pgvector.psycopg import register_vector
+
+        migrate(conn, target=self.migrate_to)
+        register_vector(conn)
+        conn.commit()
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        """A connection to the primary, migrated, in a transaction that the caller commits; rolled
+        back if it does not."""
+        pool = self._write_pool()
+        with _Unavailable("writing"):
+            conn = pool.getconn()
+        try:
+            yield conn
+        finally:
+            pool.putconn(conn)  # rolls back whatever was left uncommitted
+
     def connect_primary(self, *, autocommit: bool = False, migrate_first: bool = True) -> Any:
-        """A connection to the primary (not pooled: writers are few and long), migrated first."""
+        """A connection of its own to the primary (``newsbot db``), migrated first unless told not to."""
         import psycopg
         from pgvector.psycopg import register_vector
 
@@ -286,6 +321,9 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             pools, self._pools = self._pools, []
+            if self._wpool is not None:
+                pools.append(self._wpool)
+                self._wpool = None
         for p in pools:
             p.close()
 
@@ -620,13 +658,19 @@ class PostgresBatch(Batch):
                  step: StepFn) -> None:
         self.store = store
         self.embedder = embedder
-        self.conn = store.connect_primary()
+        self._conn_cm = store.writing()
+        self.conn = self._conn_cm.__enter__()
         try:
             self._begin(full=full, partial=partial, wait=wait, step=step)
         except BaseException:
-            self.conn.close()
+            self._release()
             raise
         self._removed_terms: dict[str, int] = {}
+
+    def _release(self) -> None:
+        cm, self._conn_cm = self._conn_cm, None
+        if cm is not None:
+            cm.__exit__(None, None, None)
 
     def _begin(self, *, full: bool, partial: bool, wait: bool, step: StepFn) -> None:
         conn = self.conn
@@ -813,17 +857,19 @@ class PostgresBatch(Batch):
             step("committed")
             return {"articles": n_art, "sentences": int(n_sent)}
         finally:
-            conn.close()
+            self._release()
 
     def abandon(self) -> None:
         import psycopg
 
+        if self._conn_cm is None:  # committed, or abandoned already: the connection is the pool's again
+            return
         try:
             self.conn.rollback()
         except psycopg.Error:
             pass
         finally:
-            self.conn.close()
+            self._release()
 
 
 # --------------------------------------------------------------------------------------------
