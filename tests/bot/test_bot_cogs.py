@@ -317,3 +317,30 @@ def test_reload_success_and_failure(newsbot, engine, make_interaction) -> None: 
     run(cog.reload.callback(cog, it))
     assert it.last()["ephemeral"] and "still serving the old index" in it.last()["content"]
     assert "rebuild" in it.last()["content"]
+
+
+def test_an_unreachable_database_gets_a_short_apology_then_answers_again(newsbot, engine, make_interaction,
+                                                                         answer, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The index's database going away (index.errors.StoreUnavailableError) is a short apology, not a
+    traceback; the next question, once it is back, is answered by the same bot."""
+    from bot.cogs.ask import UNAVAILABLE
+    from index.errors import StoreUnavailableError
+
+    cog = AskCog(with_user(newsbot))
+    real_ask = engine.ask
+
+    def down(*a, **k):  # type: ignore[no-untyped-def]
+        raise StoreUnavailableError("the database is unreachable (reading: connection refused)")
+
+    engine.ask = down
+    it = make_interaction(user_id=11)
+    run(cog.ask_slash(it, answer.question))
+    assert it.last()["content"] == UNAVAILABLE
+    msg = FakeMessage(f"<@99> {answer.question}", author_id=12)
+    run(cog.on_message(msg))
+    assert msg.replies[0]["content"] == UNAVAILABLE
+    assert "Traceback" not in caplog.text and "connection refused" in caplog.text
+    engine.ask = real_ask
+    it = make_interaction(user_id=13)
+    run(cog.ask_slash(it, answer.question))
+    assert answer.quotes[0].text in it.last()["embeds"][0].description
