@@ -209,7 +209,7 @@ class Answerer:
         cos_of = dict(dense)
         need = [i for i in ids if i not in cos_of]
         if need:
-            for i, v in zip(need, self.store.vectors(need) @ qvec):
+            for i, v in zip(need, self.store.similarities(qvec, need)):
                 cos_of[i] = float(v)
 
         # Stage 1, every pooled sentence: cosine, BM25 (distinct terms, tf = 1) and coverage.
@@ -248,7 +248,7 @@ class Answerer:
         neigh = self.store.neighbours(cand_rows, window=1)
         n_ids = [r.id for r in neigh.values() if r.id not in cos_of]
         if n_ids:
-            for i, v in zip(n_ids, self.store.vectors(n_ids) @ qvec):
+            for i, v in zip(n_ids, self.store.similarities(qvec, n_ids)):
                 cos_of[i] = float(v)
         qwords = [stem(w) for w in words(question)]
         qword_set = set(qwords)

@@ -245,3 +245,14 @@ def test_wire_copies_are_grouped(make_store, hashing_embedder) -> None:  # type:
     assert r.wire_copies(by_ext["art-301"]) == [by_ext["art-300"]]
     plain = next(i for i, _ in r.lexical(["item1"], 1))
     assert r.wire_copies(r.sentences([plain])[plain].article) == []
+
+
+def test_similarities_are_the_stored_vectors_inner_products(make_store, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    build_index(store, corpus(5), hashing_embedder)
+    r = store.open(hashing_embedder)
+    q = hashing_embedder.encode(["the council budget"])[0]
+    ids = [i for i, _ in r.dense(q, 12)][::-1]
+    assert np.allclose(r.similarities(q, ids), r.vectors(ids) @ q, atol=2e-3)
+    assert np.allclose(r.similarities(q, ids), sorted((s for _, s in r.dense(q, 12))), atol=2e-3)
+    assert r.similarities(q, []).shape == (0,)

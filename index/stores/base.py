@@ -127,6 +127,10 @@ class Reader(ABC):
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these sentences, in order."""
 
+    def similarities(self, qvec: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+        """The inner products of these sentences' stored vectors with ``qvec``, in order."""
+        return self.vectors(ids) @ qvec if ids else np.zeros(0, dtype=np.float32)
+
     @abstractmethod
     def sentences(self, ids: Sequence[int]) -> dict[int, SentenceRow]:
         """These sentences (absent ids are left out)."""

@@ -117,7 +117,11 @@ def _generation_ddl(schema: str, vector_type: str, dimension: int) -> list[str]:
         f"""CREATE TABLE {s}.sentences(
             id bigint PRIMARY KEY, article bigint NOT NULL, passage bigint NOT NULL, idx int NOT NULL,
             start_ int NOT NULL, end_ int NOT NULL, text text NOT NULL, terms text[] NOT NULL, n_terms int NOT NULL,
-            day date, source_lc text, embedding {vector_type}({dimension}) NOT NULL)""",
+            day date, source_lc text)""",
+        # The vectors in a narrow table of their own (with the filter columns): a heap page holds
+        # ten times the sentences it would beside the text, for the lexical scans and look-ups.
+        f"""CREATE TABLE {s}.vectors(
+            id bigint PRIMARY KEY, day date, source_lc text, embedding {vector_type}({dimension}) NOT NULL)""",
         f"CREATE TABLE {s}.term_df(term text PRIMARY KEY, df bigint NOT NULL)",
         f"CREATE TABLE {s}.wire_sigs(article bigint PRIMARY KEY, sig bytea NOT NULL)",
         f"CREATE TABLE {s}.wire_bands(band int NOT NULL, bucket bigint NOT NULL, article bigint NOT NULL)",
@@ -130,11 +134,12 @@ def _generation_indexes(schema: str, vector_type: str) -> list[str]:
         f"CREATE INDEX ON {s}.sentences(article, idx)",
         f"CREATE INDEX ON {s}.sentences USING gin(terms)",
         f"CREATE INDEX ON {s}.sentences(day)",
+        f"CREATE INDEX ON {s}.vectors(day)",
         f"CREATE INDEX ON {s}.passages(article)",
         f"CREATE INDEX ON {s}.wire_bands(band, bucket)",
         f"CREATE INDEX ON {s}.wire_bands(article)",
         f"CREATE INDEX ON {s}.articles(wire) WHERE wire IS NOT NULL",
-        f"CREATE INDEX ON {s}.sentences USING hnsw (embedding {VECTOR_TYPES[vector_type]}) "
+        f"CREATE INDEX ON {s}.vectors USING hnsw (embedding {VECTOR_TYPES[vector_type]}) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
     ]
 
@@ -522,7 +527,7 @@ class PostgresReader(Reader):
         cond, args = _filter_sql(where)
         vec = _vector_literal(qvec)
         rows = self._q(
-            f"SELECT id, -(embedding <#> %s::{self._cast}) FROM {self._s}.sentences WHERE true{cond} "
+            f"SELECT id, -(embedding <#> %s::{self._cast}) FROM {self._s}.vectors WHERE true{cond} "
             f"ORDER BY embedding <#> %s::{self._cast} LIMIT %s", [vec, *args, vec, k])
         # relaxed_order: an iterative scan may return its rows slightly out of order.
         return sorted(((int(i), float(s)) for i, s in rows), key=lambda x: -x[1])
@@ -550,8 +555,16 @@ class PostgresReader(Reader):
         if not ids:
             return np.zeros((0, int(self.state.model.get("dimension", 0))), dtype=np.float32)
         got = {int(i): _to_numpy(v) for i, v in self._q(
-            f"SELECT id, embedding FROM {self._s}.sentences WHERE id = ANY(%s)", [list(ids)])}
+            f"SELECT id, embedding FROM {self._s}.vectors WHERE id = ANY(%s)", [list(ids)])}
         return np.vstack([got[int(i)] for i in ids]).astype(np.float32, copy=False)
+
+    def similarities(self, qvec: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+        """Computed in the database: no vector leaves it."""
+        if not ids:
+            return np.zeros(0, dtype=np.float32)
+        got = dict(self._q(f"SELECT id, -(embedding <#> %s::{self._cast}) FROM {self._s}.vectors WHERE id = ANY(%s)",
+                           [_vector_literal(qvec), list(ids)]))
+        return np.array([got[int(i)] for i in ids], dtype=np.float32)
 
     def sentences(self, ids: Sequence[int]) -> dict[int, SentenceRow]:
         if not ids:
@@ -726,6 +739,8 @@ class PostgresBatch(Batch):
         for term, n in self.conn.execute(
                 f"SELECT t, count(*) FROM {s}.sentences, unnest(terms) t WHERE article = ANY(%s) GROUP BY t", [rows]):
             self._removed_terms[term] = self._removed_terms.get(term, 0) + int(n)
+        self.conn.execute(f"DELETE FROM {s}.vectors WHERE id IN (SELECT id FROM {s}.sentences WHERE article = ANY(%s))",
+                          [rows])
         for table, col in (("sentences", "article"), ("passages", "article"), ("wire_sigs", "article"),
                            ("wire_bands", "article"), ("articles", "id")):
             self.conn.execute(f"DELETE FROM {s}.{table} WHERE {col} = ANY(%s)", [rows])
@@ -744,7 +759,6 @@ class PostgresBatch(Batch):
         pass_ids = iter(self._ids("newsbot_sentence_ids", n_pass))  # one id space for both: never reused
         sent_ids = iter(self._ids("newsbot_sentence_ids", n_sent))
         added_terms: dict[str, int] = {}
-        v = 0
         with conn.cursor() as cur:
             with cur.copy(f"COPY {s}.articles(id, ext_id, title, source, url, published, day, authors, path, "
                           "fingerprint, text) FROM STDIN") as cp:
@@ -762,23 +776,28 @@ class PostgresBatch(Batch):
                         ids.append(pid)
                         cp.write_row((pid, aid, idx, start, end))
                     passage_ids.append(ids)
-            # Binary COPY: the vectors go as pgvector's binary format, with no text formatting of floats.
             with cur.copy(f"COPY {s}.sentences(id, article, passage, idx, start_, end_, text, terms, n_terms, day, "
-                          "source_lc, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
-                cp.set_types(["int8", "int8", "int8", "int4", "int4", "int4", "text", "text[]", "int4", "date",
-                              "text", self.vector_type])
-                as_vec = _vector_adapter(self.vector_type)
+                          "source_lc) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                cp.set_types(["int8", "int8", "int8", "int4", "int4", "int4", "text", "text[]", "int4", "date", "text"])
+                rows: list[tuple[int, dt.date | None, str | None]] = []
                 for n, (aid, p, pids) in enumerate(zip(art_ids, parsed, passage_ids)):
                     day = parse_day(p.article.published)
                     src = (p.article.source or "").lower() or None
                     for sent in p.sentences:
                         for t in sent.terms:
                             added_terms[t] = added_terms.get(t, 0) + 1
-                        cp.write_row((next(sent_ids), aid, pids[sent.passage], sent.idx, sent.start, sent.end,
-                                      sent.text, list(sent.terms), len(sent.terms), day, src, as_vec(vectors[v])))
-                        v += 1
+                        sid = next(sent_ids)
+                        rows.append((sid, day, src))
+                        cp.write_row((sid, aid, pids[sent.passage], sent.idx, sent.start, sent.end,
+                                      sent.text, list(sent.terms), len(sent.terms), day, src))
                     if n % 64 == 0:
                         step(f"insert:{n}")
+            # Binary COPY: the vectors go in pgvector's binary format, with no text formatting of floats.
+            with cur.copy(f"COPY {s}.vectors(id, day, source_lc, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                cp.set_types(["int8", "date", "text", self.vector_type])
+                as_vec = _vector_adapter(self.vector_type)
+                for (sid, day, src), v in zip(rows, vectors):
+                    cp.write_row((sid, day, src, as_vec(v)))
         step("sentences-copied")
         for aid, p in zip(art_ids, parsed):
             self._add_wire(aid, wire_signature(p))
@@ -836,7 +855,7 @@ class PostgresBatch(Batch):
                 for ddl in _generation_indexes(s, self.vector_type):
                     conn.execute(ddl)
                     step("index:" + ddl.split(" USING ")[-1].split(" ")[0] if " USING " in ddl else "index")
-                for table in ("articles", "sentences", "term_df", "passages"):
+                for table in ("articles", "sentences", "vectors", "term_df", "passages"):
                     conn.execute(f"ANALYZE {s}.{table}")
             n_art = int(conn.execute(f"SELECT count(*) FROM {s}.articles").fetchone()[0])
             n_sent, total = conn.execute(f"SELECT count(*), coalesce(sum(n_terms), 0) FROM {s}.sentences").fetchone()
