@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from support import ROOT
+from test_store_conformance import _article, corpus
 
 from index.config import Settings
 from index.engine import Engine
@@ -19,8 +21,6 @@ from index.errors import ConfigError, StoreUnavailableError
 from index.loaders import load_corpus
 from index.stores.build import build_index, update_index
 from index.stores.postgres import SCHEMA_VERSION, PostgresStore, migrate, schema_version, status
-from support import ROOT
-from test_store_conformance import _article, corpus
 
 DRIVER = ROOT / "tests" / "reliability" / "rebuild_driver.py"
 
@@ -94,6 +94,19 @@ def test_settings_refuse_a_read_url_without_a_primary_and_non_postgres_urls() ->
     assert s.uses_database and len(s.database_read_urls) == 2 and "pw" not in repr(s)
 
 
+def _answers_again(engine: Engine, within: float = 15.0) -> None:
+    """Ask until the engine answers (StoreUnavailableError meanwhile), failing after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            assert engine.ask("What would item3 cost?").answered
+            return
+        except StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_the_database_restarted_while_serving_apologises_then_answers_again(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
     import pgserver
 
@@ -110,26 +123,10 @@ def test_the_database_restarted_while_serving_apologises_then_answers_again(tmp_
         assert time.monotonic() - t0 < 10  # fails within the configured time-out, never hangs
         assert store.stamp() is None and engine.index_changed()
         server.start()
-        deadline = time.monotonic() + 15
-        while True:  # the pool reconnects by itself: the same engine answers again
-            try:
-                assert engine.ask("What would item3 cost?").answered
-                break
-            except StoreUnavailableError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        _answers_again(engine)  # the pool reconnects by itself: the same engine answers
         server.kill()  # a crash, not a clean stop: the same
         server.start()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                assert engine.ask("What would item3 cost?").answered
-                break
-            except StoreUnavailableError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        _answers_again(engine)
         store.close()
     finally:
         server.close()
