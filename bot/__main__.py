@@ -31,6 +31,9 @@ settings (environment variables, or a .env file in the project folder):
   NEWSBOT_COOLDOWN_SECONDS    per-user pause between questions (default 5)
   NEWSBOT_MAX_QUESTION_CHARS  longest question accepted (default 500)
   NEWSBOT_LOG_LEVEL           DEBUG, INFO (default), WARNING, ...
+  NEWSBOT_SHARD_COUNT         the bot's number of Discord shards (alone: this process runs them all)
+  NEWSBOT_SHARD_IDS           the shards this process runs: 0,1 or 0-3 (needs NEWSBOT_SHARD_COUNT);
+                              only the process with shard 0 syncs commands and runs NEWSBOT_WATCH
   NEWSBOT_DISCORD_API_BASE    tests only: REST base URL, e.g. http://127.0.0.1:8080/api/v10
   NEWSBOT_DISCORD_GATEWAY     tests only: gateway URL, e.g. ws://127.0.0.1:8080/gateway
 
@@ -46,6 +49,14 @@ BAD_TOKEN = (
     "newsbot: Discord rejected DISCORD_TOKEN (401 Unauthorized). Check that it is the current bot token "
     "(developer portal -> Bot -> Reset Token) and that nothing else was pasted with it."
 )
+#: Gateway close codes that need the operator: the shard settings are wrong or too few.
+GATEWAY_REFUSED = {
+    4010: "newsbot: Discord refused the shard (close code 4010). Check NEWSBOT_SHARD_IDS and NEWSBOT_SHARD_COUNT: "
+          "each shard id must be below the shard count.",
+    4011: "newsbot: Discord requires sharding (close code 4011): the bot is in too many servers for one "
+          "connection. Set NEWSBOT_SHARD_COUNT (Discord allows at most 2,500 servers a shard and recommends "
+          "about 1,000), and NEWSBOT_SHARD_IDS to split the shards between processes.",
+}
 NO_INTENT = (
     "newsbot: Discord refused the Message Content Intent. Switch it on in the developer portal "
     "(Applications -> your app -> Bot -> Privileged Gateway Intents -> Message Content Intent)."
@@ -89,9 +100,10 @@ def use_test_endpoints(api_base: str, gateway: str) -> None:
     """Point discord.py at a local Discord stand-in (tests only).
 
     REST calls, interaction responses and webhooks all build their URLs from
-    ``discord.http.Route.BASE``. A plain (unsharded) client connects to
-    ``DiscordWebSocket.DEFAULT_GATEWAY`` directly; it never asks ``GET /gateway/bot``. On a
-    resume it uses the ``resume_gateway_url`` from READY, which the stand-in sets to itself.
+    ``discord.http.Route.BASE``. A plain (unsharded) client, and a sharded one given its shard count
+    (``NEWSBOT_SHARD_COUNT``), connect to ``DiscordWebSocket.DEFAULT_GATEWAY`` directly; they never
+    ask ``GET /gateway/bot``. On a resume they use the ``resume_gateway_url`` from READY, which the
+    stand-in sets to itself.
     """
     import discord.gateway
     import discord.http
@@ -150,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except discord.PrivilegedIntentsRequired:
         print(NO_INTENT, file=sys.stderr)
+        return 1
+    except discord.ConnectionClosed as e:
+        if e.code not in GATEWAY_REFUSED:
+            log.exception("newsbot stopped: Discord closed the gateway connection")
+            return 1
+        print(GATEWAY_REFUSED[e.code], file=sys.stderr)
         return 1
     except NewsbotError as e:
         print(f"newsbot: {e}", file=sys.stderr)

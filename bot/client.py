@@ -1,5 +1,14 @@
 """The bot: a ``commands.Bot`` that loads the engine once in ``setup_hook`` and syncs its commands.
 
+Shards: with ``NEWSBOT_SHARD_COUNT`` the bot is a ``commands.AutoShardedBot`` (:class:`ShardedNewsBot`)
+running every shard, or with ``NEWSBOT_SHARD_IDS`` too, only those shards, so a large bot runs as one
+process per range of shards. Without them it is a plain ``commands.Bot`` on one unsharded connection,
+as before (an AutoShardedBot given no count would ask Discord for a recommended one and shard by
+itself). Application commands are the application's, not a shard's, and direct messages only reach
+shard 0: so only the process that runs shard 0 (or the unsharded one) syncs the commands, runs the
+in-process feed watcher (``NEWSBOT_WATCH=1``) and announces disabled feeds, and N processes neither
+race to overwrite the commands nor each fetch every feed. Every process follows the index.
+
 Intents: the default ones plus **message content**, a privileged intent that must be switched
 on for the application in the Discord developer portal (Bot -> Privileged Gateway Intents ->
 Message Content Intent). Without it Discord refuses the connection (close code 4014) and
@@ -86,8 +95,44 @@ class NewsTree(app_commands.CommandTree):
         await apologise(interaction, text)
 
 
+def shard_options(settings: Settings) -> dict[str, Any]:
+    """The shard arguments of ``commands.AutoShardedBot`` the settings ask for (none when unsharded)."""
+    if settings.shard_count is None:
+        return {}
+    options: dict[str, Any] = {"shard_count": settings.shard_count}
+    if settings.shard_ids:
+        options["shard_ids"] = list(settings.shard_ids)
+    return options
+
+
+def runs_shard_zero(settings: Settings) -> bool:
+    """Whether this process runs shard 0 (or is unsharded): the one that syncs the application
+    commands, gets the direct messages and runs the in-process watcher."""
+    return settings.shard_count is None or not settings.shard_ids or 0 in settings.shard_ids
+
+
+def describe_shards(settings: Settings) -> str:
+    """The shards this process runs, for the logs."""
+    count, ids = settings.shard_count, settings.shard_ids
+    if count is None:
+        return "unsharded (one gateway connection)"
+    if not ids or len(ids) == count:
+        return f"all {count} shard{'s' if count != 1 else ''} in this process"
+    runs = ids == tuple(range(ids[0], ids[-1] + 1)) and len(ids) > 2
+    listed = f"{ids[0]}-{ids[-1]}" if runs else ", ".join(map(str, ids))
+    return f"shard{'s' if len(ids) != 1 else ''} {listed} of {count}"
+
+
 class NewsBot(commands.Bot):
-    """newsbot. Construct cheaply; ``setup_hook`` (run by ``start``) loads everything heavy."""
+    """newsbot. Construct cheaply; ``setup_hook`` (run by ``start``) loads everything heavy.
+
+    ``NewsBot(settings)`` with ``NEWSBOT_SHARD_COUNT`` set gives a :class:`ShardedNewsBot`.
+    """
+
+    def __new__(cls, settings: Settings, *args: Any, **kwargs: Any) -> NewsBot:
+        if cls is NewsBot and settings.shard_count is not None:
+            cls = ShardedNewsBot
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -100,12 +145,16 @@ class NewsBot(commands.Bot):
         discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: needed for follow-ups in the bot's threads
+        sharding = shard_options(settings)
+        if sharding and not isinstance(self, commands.AutoShardedBot):
+            raise TypeError(f"{type(self).__name__} is not sharded: NEWSBOT_SHARD_COUNT needs a ShardedNewsBot")
         super().__init__(
             command_prefix=commands.when_mentioned,  # unused: on_message below runs no text commands
             intents=intents,
             allowed_mentions=NO_MENTIONS,
             tree_cls=NewsTree,
             help_command=None,
+            **sharding,
         )
         self.settings = settings
         self.engine_factory = engine_factory
@@ -118,12 +167,22 @@ class NewsBot(commands.Bot):
         self._announced = False
 
     def __repr__(self) -> str:  # never shows settings (the token is redacted there anyway)
-        return f"<NewsBot user={self.user!s}>"
+        return f"<{type(self).__name__} user={self.user!s}>"
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        """Whether this process runs shard 0 (or is unsharded): it alone syncs the commands, runs the
+        NEWSBOT_WATCH watcher and announces disabled feeds."""
+        return runs_shard_zero(self.settings)
 
     async def setup_hook(self) -> None:
         """Open the feedback store, load the engine (in a thread), start following the index (and
-        feeds), add the cogs, sync commands."""
+        feeds), add the cogs, sync commands (in the process with shard 0)."""
         settings = self.settings
+        if settings.shard_count is not None:
+            log.info("running %s%s", describe_shards(settings),
+                     "" if self.runs_shard_zero else
+                     " (the process running shard 0 syncs the commands and runs the feed watcher)")
         self.store = await asyncio.to_thread(FeedbackStore.open, settings.feedback_db)
         log.info("loading the engine (index %s)", settings.index_dir)
         self.engine = await asyncio.to_thread(self.engine_factory, settings)
@@ -133,7 +192,14 @@ class NewsBot(commands.Bot):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         for name in EXTENSIONS:
             await self.load_extension(name)
-        await self.sync_commands()
+        if self.runs_shard_zero:
+            await self.sync_commands()
+        else:
+            log.info("not syncing the commands: the process running shard 0 does")
+        # The model and index are loaded for good: move them out of the garbage collector's way, so
+        # that a full collection during a burst of questions does not pause the event loop.
+        gc.collect()
+        gc.freeze()
 
     async def sync_commands(self) -> None:
         """Sync the slash commands: to DISCORD_GUILD_ID when set (instant), else globally."""
@@ -146,10 +212,6 @@ class NewsBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands: %s", len(synced), ", ".join(c.name for c in synced))
-        # The model and index are loaded for good: move them out of the garbage collector's way, so
-        # that a full collection during a burst of questions does not pause the event loop.
-        gc.collect()
-        gc.freeze()
 
     async def refresh_outlets(self) -> None:
         """Cache the outlet names for ``/ask source`` autocomplete (after loading and reloading)."""
@@ -175,10 +237,14 @@ class NewsBot(commands.Bot):
         self._announced = True
         info = self.engine.info if self.engine is not None else {}
         log.info(
-            "newsbot ready as %s (id %s): %s articles, %s sentences, index built %s",
+            "newsbot ready as %s (id %s): %s articles, %s sentences, index built %s; %s",
             self.user, self.user.id if self.user else "?",
             info.get("articles", "?"), info.get("sentences", "?"), info.get("built_at", "?"),
+            describe_shards(self.settings),
         )
+
+    async def on_shard_ready(self, shard_id: int, /) -> None:  # dispatched by AutoShardedBot only
+        log.info("shard %s of %s ready", shard_id, self.shard_count)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Questions by mention are handled by the Ask cog's listener; there are no text commands."""
@@ -198,3 +264,8 @@ class NewsBot(commands.Bot):
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+
+
+class ShardedNewsBot(NewsBot, commands.AutoShardedBot):
+    """newsbot as a ``commands.AutoShardedBot``: every shard of ``NEWSBOT_SHARD_COUNT`` in this
+    process, or only ``NEWSBOT_SHARD_IDS``. ``NewsBot(settings)`` picks it when a count is set."""

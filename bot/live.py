@@ -10,6 +10,9 @@
   fetching is asynchronous, parsing and embedding run in worker threads, so the event loop never
   blocks.
 * **Disabled feeds** are announced once in the channel where they were added.
+
+With several shard processes (``NEWSBOT_SHARD_IDS``) every process follows the index; only the one
+running shard 0 runs the watcher and announces disabled feeds.
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ class Live:
         else:
             self.ingester = ingester
         self._tasks.append(asyncio.create_task(self._follow(), name="newsbot-follow-index"))
-        if settings.watch and self.ingester is not None:
+        if settings.watch and self.ingester is not None and not self.bot.runs_shard_zero:
+            # N shard processes must not each fetch every feed: the one running shard 0 does.
+            log.info("not watching feeds in this process (NEWSBOT_WATCH=1): the process running shard 0 does")
+        elif settings.watch and self.ingester is not None:
             self._watch_task = asyncio.create_task(self._watch(), name="newsbot-watch")
             log.info("watching feeds in this process (NEWSBOT_WATCH=1)")
 
@@ -113,10 +119,11 @@ class Live:
         """Say once, in the channel where a feed was added, that it was disabled.
 
         A channel missing from the bot's cache (not delivered by the gateway yet, right after a start,
-        or a thread) is fetched, so the notice is not lost; it is dropped (logged) only when Discord
-        refuses it: the channel is gone, or the bot may not see it or write there.
+        or a thread, or on another process's shard) is fetched, so the notice is not lost; it is
+        dropped (logged) only when Discord refuses it: the channel is gone, or the bot may not see it
+        or write there. Only the process running shard 0 announces, so that N processes say it once.
         """
-        if self.ingester is None:
+        if self.ingester is None or not self.bot.runs_shard_zero:
             return
         for feed in await self.ingester.disabled_unannounced():
             if feed.notify_channel:

@@ -28,6 +28,7 @@ from fakediscord import constants as C
 
 _log = logging.getLogger(__name__)
 
+JSON = dict[str, Any]
 STEP_TIMEOUT = 10.0
 
 
@@ -930,3 +931,202 @@ def test_subprocess_bot_via_env(tmp_path: Path) -> None:
         assert reply["content"] == "pong" and reply["ephemeral"] is True, output
         assert interaction.ack_latency is not None and interaction.ack_latency < 3.0
         assert fake.rejections == [], output
+
+
+# ---------------------------------------------------------------------------------------- sharding
+class ShardClient(discord.Client):
+    """A plain client on one shard (or, as an AutoShardedClient below, on several), recording what it gets."""
+
+    def __init__(self, **options: Any) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents, guild_ready_timeout=0.05, **options)
+        self.seen: list[tuple[int | None, str]] = []  # (guild id, content)
+        self.joined: list[int] = []
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.seen.append((message.guild.id if message.guild else None, message.content))
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.joined.append(guild.id)
+
+
+class AutoShardClient(discord.AutoShardedClient):
+    """An AutoShardedClient that identifies its shards without discord.py's 5 s pause between them."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05, **options)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+async def start_clients(fake: FakeDiscord, *clients: discord.Client) -> list[asyncio.Task[None]]:
+    """Start the clients one after the other, each ready before the next starts."""
+    tasks = []
+    for client in clients:
+        task = asyncio.create_task(client.start(fake.token))
+        tasks.append(task)
+        ready = asyncio.create_task(client.wait_until_ready())
+        done, _ = await asyncio.wait({task, ready}, timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+        assert ready in done, "a client never became ready"
+    return tasks
+
+
+async def stop_clients(clients: tuple[discord.Client, ...], tasks: list[asyncio.Task[None]]) -> None:
+    for client in clients:
+        await client.close()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, STEP_TIMEOUT)
+
+
+@pytest.mark.timeout(60)
+def test_guild_events_go_only_to_the_shard_that_owns_the_guild(fake: FakeDiscord) -> None:
+    """Two clients on shards 0 and 1 of 2: each gets its guild's events, DMs go to shard 0 only."""
+    first_shard = fake.shard_of(fake.ids.guild_id, 2)
+    other = fake.add_guild("Sports desk", shard=(1 - first_shard, 2))
+    assert fake.shard_of(other.guild_id, 2) == 1 - first_shard and other.channel_id != fake.ids.channel_id
+    by_shard = {first_shard: fake.ids, 1 - first_shard: other}
+    app = fake.ids.application_id
+    command = {"name": "ping", "description": "Ping", "type": 1}
+    assert asyncio.run(http(fake, "PUT", f"/applications/{app}/commands", [command]))[0] == 200
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        clients = (ShardClient(shard_id=0, shard_count=2), ShardClient(shard_id=1, shard_count=2))
+        tasks = await start_clients(fake, *clients)
+        try:
+            result["guilds"] = [[g.id for g in c.guilds] for c in clients]
+            result["roles"] = [[r.name for r in g.roles] for c in clients for g in c.guilds]
+            for shard, ids in by_shard.items():
+                fake.send_message(f"hello shard {shard}", mentions_bot=True, channel_id=ids.channel_id)
+                interaction = fake.send_slash("ping", channel_id=ids.channel_id)
+                result[f"slash {shard}"] = interaction.delivered_to
+            fake.send_message("a direct message", dm=True)
+            late = fake.add_guild("Late desk", shard=(1, 2))
+            channel_id = fake.add_channel("results", guild_id=other.guild_id)
+            await fake.async_wait_until(lambda f: len(clients[0].seen) >= 2 and len(clients[1].seen) >= 1, 5)
+            await fake.async_wait_until(lambda f: clients[1].joined, 5, "the late guild")
+            result["late"] = (late.guild_id, [c.joined for c in clients])
+            owner = clients[1 - first_shard]
+            await fake.async_wait_until(lambda f: owner.get_channel(channel_id) is not None, 5, "the new channel")
+            result["channel"] = [c.get_channel(channel_id) is not None for c in clients]
+            result["seen"] = [[content for _, content in c.seen] for c in clients]
+        finally:
+            await stop_clients(clients, tasks)
+
+    asyncio.run(main())
+    sessions = {s.shard: s for s in fake.sessions}
+    assert set(sessions) == {(0, 2), (1, 2)}
+    assert result["guilds"] == [[by_shard[0].guild_id], [by_shard[1].guild_id]]
+    assert result["roles"] == [["@everyone", "Moderator", "NewsBot"]] * 2
+    assert [result[f"slash {s}"] for s in (0, 1)] == [[sessions[(0, 2)].id], [sessions[(1, 2)].id]]
+    mention = f"<@{fake.ids.bot_id}>"
+    assert result["seen"][0] == [f"{mention} hello shard 0", "a direct message"]
+    assert result["seen"][1] == [f"{mention} hello shard 1"]
+    assert result["late"][1] == [[], [result["late"][0]]]
+    assert result["channel"] == [first_shard == 1, first_shard == 0]  # only on the other guild's shard
+    for session in sessions.values():  # nothing of another shard's guilds, ever
+        for event in session.events:
+            guild = event["d"].get("id") if event["t"] == "GUILD_CREATE" else event["d"].get("guild_id")
+            assert guild is None or int(guild) in session.guild_ids, (session.shard, event["t"])
+    assert [len(s.received("READY")) for s in sessions.values()] == [1, 1]
+    assert fake.rejections == [] and fake.unhandled_routes == []
+
+
+@pytest.mark.timeout(60)
+def test_auto_sharded_client_takes_the_recommended_shard_count() -> None:
+    """GET /gateway/bot recommends a shard per N guilds; an AutoShardedClient without a count runs that many."""
+    result: dict[str, Any] = {}
+
+    async def main(fake: FakeDiscord) -> None:
+        status, body = await http(fake, "GET", "/gateway/bot")
+        assert status == 200 and body["shards"] == 1 and body["url"] == fake.gateway_url
+        fake.add_guild("Second", shard=(0, 2))
+        fake.add_guild("Third", shard=(1, 2))
+        assert (await http(fake, "GET", "/gateway/bot"))[1]["shards"] == 3
+        client = AutoShardClient()
+        tasks = await start_clients(fake, client)
+        try:
+            result["shards"] = (client.shard_count, sorted(client.shards))
+            result["guilds"] = sorted(g.id for g in client.guilds)
+        finally:
+            await stop_clients((client,), tasks)
+
+    with FakeDiscord(recommended_guilds_per_shard=1) as fake, point_discord_py_at(fake):
+        asyncio.run(main(fake))
+        assert result["shards"] == (3, [0, 1, 2])
+        assert result["guilds"] == sorted(fake.guild_ids())
+        assert sorted(s.shard for s in fake.sessions) == [(0, 3), (1, 3), (2, 3)]
+        assert sum(len(s.guild_ids) for s in fake.sessions) == 3
+        assert ("GET", "/gateway/bot") in [(r.method, r.path) for r in fake.requests]
+        assert fake.rejections == []
+
+
+@contextlib.asynccontextmanager
+async def raw_session(fake: FakeDiscord, shard: Any) -> Any:
+    """IDENTIFY over a raw websocket, kept open: yields (the READY data, None) or (None, the close code)."""
+    identify: JSON = {"token": fake.token, "intents": 513 | C.INTENT_DIRECT_MESSAGES, "properties": {}}
+    if shard is not None:
+        identify["shard"] = shard
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url + "?v=10&encoding=json") as ws:
+        assert (await ws.receive_json(timeout=5))["op"] == C.OP_HELLO
+        await ws.send_json({"op": C.OP_IDENTIFY, "d": identify})
+        msg = await ws.receive(timeout=5)
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            yield None, ws.close_code
+            return
+        ready = json.loads(msg.data)
+        assert ready["t"] == "READY"
+        yield ready["d"], None
+
+
+async def raw_identify(fake: FakeDiscord, shard: Any) -> tuple[JSON | None, int | None]:
+    async with raw_session(fake, shard) as outcome:
+        return outcome
+
+
+@pytest.mark.timeout(60)
+def test_shard_rules_at_identify() -> None:
+    """Invalid shard arrays close with 4010; too many guilds for a session with 4011 (sharding
+    required); one shard identified twice is allowed, and both sessions get its events."""
+    bad = [[2, 2], [-1, 2], [0, 0], [0], [0, 1, 2], "0,2", [0.0, 2], [True, 2], ["0", "2"]]
+    result: dict[str, Any] = {}
+
+    async def main(fake: FakeDiscord) -> None:
+        for shard in bad:
+            assert await raw_identify(fake, shard) == (None, C.CLOSE_INVALID_SHARD), shard
+        ready, code = await raw_identify(fake, None)  # 2 guilds, at most 1 a session
+        assert (ready, code) == (None, C.CLOSE_SHARDING_REQUIRED)
+        assert (await raw_identify(fake, [0, 1]))[1] == C.CLOSE_SHARDING_REQUIRED
+        async with raw_session(fake, [1, 2]) as (a, _), raw_session(fake, [1, 2]) as (b, _), \
+                raw_session(fake, [0, 2]) as (c, _):
+            assert a is not None and b is not None and c is not None and a["session_id"] != b["session_id"]
+            assert a["shard"] == b["shard"] == [1, 2] and c["shard"] == [0, 2]
+            assert a["guilds"] == b["guilds"] == [{"id": str(fake.ids.guild_id), "unavailable": True}]
+            assert [g["id"] for g in c["guilds"]] == [str(fake.guild_ids()[1])]
+            message = fake.send_message("to shard 1 of 2", mentions_bot=True)
+            got = fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == message["id"])
+            result["both"] = ({s.id for s in got}, {a["session_id"], b["session_id"]})
+            dm = fake.send_message("a dm", dm=True)
+            result["dm"] = [s.id for s in fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == dm["id"])]
+            result["c"] = c["session_id"]
+
+    with FakeDiscord(max_guilds_per_shard=1) as fake:
+        assert fake.shard_of(fake.ids.guild_id, 2) == 1
+        fake.add_guild("Second", shard=(0, 2))
+        asyncio.run(main(fake))
+        codes = [r.code for r in fake.rejections]
+        assert codes == [C.CLOSE_INVALID_SHARD] * len(bad) + [C.CLOSE_SHARDING_REQUIRED] * 2
+        both, expected = result["both"]
+        assert both == expected  # one shard identified twice: both sessions get its events
+        assert result["dm"] == [result["c"]]  # a DM goes to shard 0 only
+        assert [s.shard for s in fake.sessions] == [(1, 2), (1, 2), (0, 2)]
+        assert all(s.invalidated for s in fake.sessions)  # closed by the client with 1000
+        with pytest.raises(ValueError, match="shard"):
+            fake.add_guild("Nowhere", shard=(2, 2))
+        with pytest.raises(ValueError, match="on shard 1 of 2, not 0"):
+            fake.add_guild("Wrong", guild_id=fake.ids.guild_id + (2 << 22), shard=(0, 2))

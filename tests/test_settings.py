@@ -56,3 +56,28 @@ def test_durations_are_written_as_they_are_read(seconds: float, text: str) -> No
     assert format_duration(seconds) == text
     if seconds:
         assert parse_duration(text) == pytest.approx(seconds, abs=60 if seconds > 3600 else 0)
+
+
+@pytest.mark.parametrize(("count", "ids", "expected"), [("2", "", ()), ("2", "1", (1,)), ("4", "0,1", (0, 1)),
+                                                        ("8", "0-3", (0, 1, 2, 3)), ("8", " 6, 0-2 ", (0, 1, 2, 6))])
+def test_shard_settings(count: str, ids: str, expected: tuple[int, ...]) -> None:
+    s = Settings.from_env({"NEWSBOT_SHARD_COUNT": count, "NEWSBOT_SHARD_IDS": ids})
+    assert s.shard_count == int(count) and s.shard_ids == expected
+    unsharded = Settings.from_env({})
+    assert unsharded.shard_count is None and unsharded.shard_ids == ()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"NEWSBOT_SHARD_COUNT": "0"}, "NEWSBOT_SHARD_COUNT must be at least 1"),
+    ({"NEWSBOT_SHARD_COUNT": "two"}, "NEWSBOT_SHARD_COUNT='two' is not valid"),
+    ({"NEWSBOT_SHARD_IDS": "0"}, "NEWSBOT_SHARD_IDS needs NEWSBOT_SHARD_COUNT"),
+    ({"NEWSBOT_SHARD_COUNT": "2", "NEWSBOT_SHARD_IDS": "2"}, "NEWSBOT_SHARD_IDS: shard 2 does not exist"),
+    ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "0-5"}, "shard 5 does not exist with NEWSBOT_SHARD_COUNT=4"),
+    ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "3-1"}, "NEWSBOT_SHARD_IDS='3-1' is not valid: .*backwards"),
+    ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "0,1,1"}, "NEWSBOT_SHARD_IDS=.*shard 1 is listed twice"),
+    ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "-1"}, "NEWSBOT_SHARD_IDS=.*not a shard number"),
+    ({"NEWSBOT_SHARD_COUNT": "4", "NEWSBOT_SHARD_IDS": "0,,1"}, "NEWSBOT_SHARD_IDS=.*not a shard number"),
+])
+def test_bad_shard_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -92,8 +92,9 @@ class BotProcess:
         logs = sorted(self.workdir.glob(f"{self.name}-*.log"))
         return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in logs)
 
-    def wait_ready(self, fake: FakeDiscord, timeout: float = START_TIMEOUT) -> None:
-        """Wait for the readiness log line (engine loaded, commands synced, gateway READY)."""
+    def wait_ready(self, fake: FakeDiscord, timeout: float = START_TIMEOUT, *, synced: bool = True) -> None:
+        """Wait for the readiness log line (engine loaded, commands synced, gateway READY) and, with
+        ``synced``, for the commands in the fake: in DISCORD_GUILD_ID's guild when set, else global."""
         deadline = time.monotonic() + timeout
         while READY_LINE not in self.output:
             if self.proc is not None and self.proc.poll() is not None:
@@ -101,7 +102,9 @@ class BotProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"the bot was not ready within {timeout:.0f} s:\n{self.tail()}")
             time.sleep(0.1)
-        fake.wait_until(lambda f: f.core.commands.by_scope.get(f.ids.guild_id), 10, "command sync")
+        if synced:
+            scope = int(self.env["DISCORD_GUILD_ID"]) if self.env.get("DISCORD_GUILD_ID") else None
+            fake.wait_until(lambda f: f.core.commands.by_scope.get(scope), 10, "command sync")
 
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None
@@ -132,8 +135,11 @@ def bot_env(
     feedback_db: Path,
     cooldown: float = 0.0,
     extra: Mapping[str, str] | None = None,
+    guild: bool = True,
 ) -> dict[str, str]:
-    """The environment of a bot subprocess: the fake's endpoints and token, the index, the database."""
+    """The environment of a bot subprocess: the fake's endpoints and token, the index, the database.
+
+    ``guild``: set DISCORD_GUILD_ID to the fake's (first) guild, so commands sync there; else globally."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "NEWSBOT_"))}
     env.update(
         {
@@ -149,7 +155,7 @@ def bot_env(
         }
     )
     if fake is not None:
-        env.update(fake.env(token_var="DISCORD_TOKEN", guild_var="DISCORD_GUILD_ID"))
+        env.update(fake.env(token_var="DISCORD_TOKEN", guild_var="DISCORD_GUILD_ID" if guild else None))
     env.update(extra or {})
     return env
 

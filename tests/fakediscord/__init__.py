@@ -26,10 +26,11 @@ from .records import (
     RateLimitRecord,
     Rejection,
     RequestRecord,
+    SessionRecord,
 )
 from .server import ENV_API_BASE, ENV_GATEWAY, FakeDiscord, point_discord_py_at
 from .validation import ApiError, embed_size
-from .world import WorldIds
+from .world import WorldIds, shard_of
 
 __all__ = [
     "ENV_API_BASE",
@@ -43,8 +44,10 @@ __all__ = [
     "RateLimitRecord",
     "Rejection",
     "RequestRecord",
+    "SessionRecord",
     "WorldIds",
     "constants",
     "embed_size",
     "point_discord_py_at",
+    "shard_of",
 ]

@@ -29,9 +29,15 @@ CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
 CLOSE_RATE_LIMITED = 4008
 CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_INVALID_VERSION = 4012
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
+
+# sharding: a session may handle at most this many guilds (else close 4011, "sharding required");
+# GET /gateway/bot recommends one shard per RECOMMENDED_GUILDS_PER_SHARD guilds.
+MAX_GUILDS_PER_SHARD = 2500
+RECOMMENDED_GUILDS_PER_SHARD = 1000
 
 # --- gateway intents -------------------------------------------------------------------------
 INTENT_GUILDS = 1 << 0

@@ -169,10 +169,12 @@ class Core:
         """A fresh snowflake."""
         return self.snowflakes.next()
 
-    def dispatch(self, event: str, data: JSON) -> None:
-        """Send a gateway DISPATCH to every live session (buffered for resumable ones)."""
+    def dispatch(self, event: str, data: JSON) -> list[str]:
+        """Send a gateway DISPATCH to every live session whose shard gets it (buffered for resumable
+        ones); returns the ids of the sessions it went to."""
         if self.gateway is not None:
-            self.gateway.dispatch(event, data)
+            return self.gateway.dispatch(event, data)
+        return []
 
     def reject(self, method: str, path: str, error: ApiError, body: Any = None, interaction_id: int | None = None) -> None:
         """Record a refused request."""
@@ -228,17 +230,18 @@ class Core:
         role_ids: list[str] = []
         for raw in ROLE_MENTION_RE.findall(content):
             wanted = parse is None or "roles" in parse or raw in allowed_roles
-            if int(raw) in self.world.roles and raw not in role_ids and wanted:
+            if int(raw) in self.world.roles_of(channel.guild_id) and raw not in role_ids and wanted:
                 role_ids.append(raw)
         everyone = False
         if ("@everyone" in content or "@here" in content) and (parse is None or "everyone" in parse):
-            everyone = not channel.is_dm and bool(self.world.permissions(author) & C.P_MENTION_EVERYONE)
+            everyone = not channel.is_dm and bool(
+                self.world.permissions(author, channel.guild_id) & C.P_MENTION_EVERYONE)
         mentions = []
         for uid in user_ids:
             user = self.world.users[uid]
             entry = user.payload()
             if not channel.is_dm and user.in_guild:
-                entry["member"] = self.world.member_payload(user, with_user=False)
+                entry["member"] = self.world.member_payload(user, with_user=False, guild_id=channel.guild_id)
             mentions.append(entry)
         return mentions, role_ids, everyone
 
@@ -348,7 +351,7 @@ class Core:
         if "guild_id" in data:
             author = self.world.users.get(int(data["author"]["id"]))
             if author is not None and author.in_guild and "webhook_id" not in data:
-                data["member"] = self.world.member_payload(author, with_user=False)
+                data["member"] = self.world.member_payload(author, with_user=False, guild_id=int(data["guild_id"]))
         return data
 
     def log_message(self, payload: JSON, event: str) -> JSON:
@@ -511,7 +514,8 @@ class Core:
         channel = self.channel(channel_id)
         payload = self.visible_message(channel_id, message_id)
         own = int(payload["author"]["id"]) == self.ids.bot_id
-        if not own and not channel.is_dm and not self.world.permissions(self.world.bot) & C.P_MANAGE_MESSAGES:
+        may_manage = self.world.permissions(self.world.bot, channel.guild_id) & C.P_MANAGE_MESSAGES
+        if not own and not channel.is_dm and not may_manage:
             raise ApiError(403, C.E_MISSING_PERMISSIONS, "Missing Permissions")
         if not own and channel.is_dm:
             raise ApiError(403, C.E_CANNOT_EDIT_OTHERS, "Cannot execute action on a DM channel")
@@ -695,7 +699,8 @@ class Core:
             "channel": self.world.interaction_channel_payload(channel, user),
             "token": token,
             "version": 1,
-            "app_permissions": str(self.world.permissions(self.world.bot) if guild_id else C.EVERYONE_PERMISSIONS),
+            "app_permissions": str(self.world.permissions(self.world.bot, guild_id) if guild_id
+                                   else C.EVERYONE_PERMISSIONS),
             "locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],
@@ -709,7 +714,7 @@ class Core:
             payload["guild_id"] = str(guild_id)
             payload["guild_locale"] = "en-US"
             payload["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
-            payload["member"] = self.world.member_payload(user, with_permissions=True)
+            payload["member"] = self.world.member_payload(user, with_permissions=True, guild_id=guild_id)
         else:
             payload["user"] = user.payload()
         if message is not None:
@@ -730,7 +735,7 @@ class Core:
         )
         self.interactions[interaction_id] = interaction
         self.interactions_by_token[token] = interaction
-        self.dispatch("INTERACTION_CREATE", payload)
+        interaction.delivered_to = self.dispatch("INTERACTION_CREATE", payload)
         interaction.dispatched_at = time.monotonic()
         interaction.dispatched_wall = time.time()
         self.notify()
@@ -781,10 +786,11 @@ class Core:
         required = command.get("default_member_permissions")
         if required is not None and override is None:
             needed = int(required)
-            if self.world.permissions(user) & needed != needed:
+            has = self.world.permissions(user, channel.guild_id)
+            if has & needed != needed:
                 raise FakeDiscordError(
                     f"{user.username!r} cannot see command {command['name']!r}: "
-                    f"default_member_permissions={needed} but has {self.world.permissions(user)}"
+                    f"default_member_permissions={needed} but has {has}"
                 )
 
     def set_command_permissions(self, guild_id: int, name: str, permissions: list[JSON]) -> None:
@@ -800,14 +806,14 @@ class Core:
     def _command_override(self, command: JSON, user: FakeUser, guild_id: int | None) -> bool | None:
         """Discord's precedence: administrators always; a user override; any allowed role, else any
         denied role; the @everyone override (role id = guild id); else None (default permissions decide)."""
-        if guild_id is None or self.world.permissions(user) & C.P_ADMINISTRATOR:
+        if guild_id is None or self.world.permissions(user, guild_id) & C.P_ADMINISTRATOR:
             return None
         overrides = self.command_permissions.get((guild_id, int(command["id"])), [])
         for o in overrides:
             if int(o["type"]) == C.CMD_PERMISSION_USER and int(o["id"]) == user.id:
                 return bool(o["permission"])
         roles = [bool(o["permission"]) for o in overrides
-                 if int(o["type"]) == C.CMD_PERMISSION_ROLE and int(o["id"]) in user.roles]
+                 if int(o["type"]) == C.CMD_PERMISSION_ROLE and int(o["id"]) in self.world.member_roles(user, guild_id)]
         if roles:
             return any(roles)
         for o in overrides:
@@ -840,19 +846,20 @@ class Core:
             if not isinstance(value, bool):
                 raise FakeDiscordError(f"option {name!r} expects a bool, got {value!r}")
         elif otype in (C.OPT_USER, C.OPT_MENTIONABLE) and not (
-            otype == C.OPT_MENTIONABLE and self._role_id(value) is not None
+            otype == C.OPT_MENTIONABLE and self._role_id(value, channel.guild_id) is not None
         ):
             user = self.user(value)
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             if channel.guild_id is not None and user.in_guild:
-                member = self.world.member_payload(user, with_user=False, with_permissions=True)
+                member = self.world.member_payload(user, with_user=False, with_permissions=True,
+                                                   guild_id=channel.guild_id)
                 resolved.setdefault("members", {})[str(user.id)] = member
             return str(user.id)
         elif otype in (C.OPT_ROLE, C.OPT_MENTIONABLE):
-            role_id = self._role_id(value)
+            role_id = self._role_id(value, channel.guild_id)
             if role_id is None:
                 raise FakeDiscordError(f"option {name!r}: unknown role {value!r}")
-            resolved.setdefault("roles", {})[str(role_id)] = self.world.roles[role_id].payload()
+            resolved.setdefault("roles", {})[str(role_id)] = self.world.roles_of(channel.guild_id)[role_id].payload()
             return str(role_id)
         elif otype == C.OPT_CHANNEL:
             target = self._channel_for_option(value)
@@ -860,7 +867,7 @@ class Core:
             if types and target.type not in types:
                 raise FakeDiscordError(f"option {name!r}: channel type {target.type} not in {types}")
             entry = self.world.channel_payload(target)
-            entry["permissions"] = str(self.world.permissions(self.world.bot))
+            entry["permissions"] = str(self.world.permissions(self.world.bot, target.guild_id or channel.guild_id))
             resolved.setdefault("channels", {})[str(target.id)] = entry
             return str(target.id)
         elif otype == C.OPT_ATTACHMENT:
@@ -883,11 +890,12 @@ class Core:
             raise FakeDiscordError(f"option {name!r}: {value!r} is not one of the choices {choices}")
         return value
 
-    def _role_id(self, value: Any) -> int | None:
-        if isinstance(value, int) and value in self.world.roles:
+    def _role_id(self, value: Any, guild_id: int | None) -> int | None:
+        roles = self.world.roles_of(guild_id)
+        if isinstance(value, int) and value in roles:
             return value
         if isinstance(value, str):
-            for role in self.world.roles.values():
+            for role in roles.values():
                 if role.name == value or str(role.id) == value:
                     return role.id
         return None

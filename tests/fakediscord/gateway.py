@@ -2,6 +2,14 @@
 
 Dispatches carry sequence numbers and are kept per session so a RESUME replays what the
 client missed. Transport compression (``compress=zlib-stream``) is honoured when asked for.
+
+Sharding, as Discord routes it: a session identified with ``shard = [shard_id, num_shards]`` gets
+the events of the guilds with ``(guild_id >> 22) % num_shards == shard_id`` and, only when
+``shard_id`` is 0, the events that belong to no guild (DMs); an unsharded session is ``[0, 1]``.
+Each session is routed on its own, so several sessions may identify the same shard (or use
+different ``num_shards``) and then all of them get its events, which Discord allows for
+zero-downtime hand-overs. An invalid shard array closes with 4010; a session that would handle more
+than ``max_guilds_per_shard`` guilds closes with 4011 (sharding required).
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from . import constants as C
-from .records import ConnectionRecord, HeartbeatMiss, Rejection
-from .world import JSON
+from .records import ConnectionRecord, HeartbeatMiss, Rejection, SessionRecord
+from .world import JSON, shard_of
 
 if TYPE_CHECKING:
     from .core import Core
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 GUILD_EVENTS_PREFIXES = ("GUILD_", "CHANNEL_", "THREAD_")
+#: Events whose ``d`` is the guild itself (its id under ``id``, not ``guild_id``).
+GUILD_OBJECT_EVENTS = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}
 MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"}
 GATEWAY_RATE_LIMIT = 120
 GATEWAY_RATE_WINDOW_S = 60.0
@@ -47,6 +57,19 @@ class Session:
     connection: Connection | None = None
     invalidated: bool = False
     disconnected_at: float | None = None
+
+    def routes(self, guild_id: int | None) -> bool:
+        """Whether this session gets the events of ``guild_id`` (``None``: events of no guild, DMs)."""
+        shard_id, count = self.shard or (0, 1)
+        if guild_id is None:
+            return shard_id == 0
+        return shard_of(guild_id, count) == shard_id
+
+
+def event_guild(event: str, data: JSON) -> int | None:
+    """The guild an event belongs to, ``None`` for DMs and other guild-less events."""
+    raw = data.get("id") if event in GUILD_OBJECT_EVENTS else data.get("guild_id")
+    return int(raw) if raw is not None else None
 
 
 @dataclass
@@ -77,8 +100,10 @@ class Gateway:
         close_on_heartbeat_miss: bool = True,
         resume_window_s: float = 120.0,
         allowed_privileged_intents: int = C.PRIVILEGED_INTENTS,
+        max_guilds_per_shard: int = C.MAX_GUILDS_PER_SHARD,
     ) -> None:
         self.core = core
+        self.max_guilds_per_shard = max_guilds_per_shard
         self.compression = compression
         self.close_on_heartbeat_miss = close_on_heartbeat_miss
         self.resume_window_s = resume_window_s
@@ -139,11 +164,46 @@ class Gateway:
         if conn is not None and conn.ready and not conn.closing:
             conn.queue.put_nowait(text)
 
-    def dispatch(self, event: str, data: JSON) -> None:
-        """Send a dispatch to every live session that wants it."""
+    def dispatch(self, event: str, data: JSON) -> list[str]:
+        """Send a dispatch to every live session whose shard gets it and that wants it (intents);
+        returns the ids of those sessions."""
+        guild_id = event_guild(event, data)
+        sent = []
         for session in self.live_sessions():
-            if self._wants(session, event, data):
+            if session.routes(guild_id) and self._wants(session, event, data):
                 self._send_dispatch(session, event, self._filter(session, event, data))
+                sent.append(session.id)
+        return sent
+
+    def guild_available(self, guild_id: int) -> list[str]:
+        """GUILD_CREATE of a guild the bot joined, to the sessions of its shard (members only to
+        those with the GUILD_MEMBERS intent); returns their ids."""
+        sent = []
+        for session in self.live_sessions():
+            if session.routes(guild_id) and session.intents & C.INTENT_GUILDS:
+                members = bool(session.intents & C.INTENT_GUILD_MEMBERS)
+                payload = self.core.world.guild_create_payload(guild_id, with_members=members)
+                payload.pop("unavailable")  # a guild joined, not one of READY's unavailable guilds
+                self._send_dispatch(session, "GUILD_CREATE", payload)
+                sent.append(session.id)
+        self.core.notify()
+        return sent
+
+    def session_records(self) -> list[SessionRecord]:
+        """Every session identified so far (oldest first), with what it was sent."""
+        world = self.core.world
+        return [
+            SessionRecord(
+                id=s.id,
+                shard=s.shard,
+                intents=s.intents,
+                guild_ids=tuple(g for g in world.guilds if s.routes(g)),
+                connected=s.connection is not None,
+                invalidated=s.invalidated,
+                events=tuple(json.loads(text) for _, text in s.events),
+            )
+            for s in self.sessions.values()
+        ]
 
     @staticmethod
     def _send_op(conn: Connection, op: int, data: Any) -> None:
@@ -359,25 +419,35 @@ class Gateway:
         shard = data.get("shard")
         shard_tuple: tuple[int, int] | None = None
         if shard is not None:
-            if not (isinstance(shard, list) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            valid = (
+                isinstance(shard, list) and len(shard) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in shard)
+                and 0 <= shard[0] < shard[1]
+            )
+            if not valid:
                 self._gateway_reject(conn, C.CLOSE_INVALID_SHARD, "Invalid shard.")
                 await self._close(conn, C.CLOSE_INVALID_SHARD, "server")
                 return
             shard_tuple = (int(shard[0]), int(shard[1]))
         session = Session(id=secrets.token_hex(16), intents=intents, shard=shard_tuple)
+        world = self.core.world
+        guild_ids = [g for g in world.guilds if session.routes(g)]
+        if len(guild_ids) > self.max_guilds_per_shard:
+            self._gateway_reject(conn, C.CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            await self._close(conn, C.CLOSE_SHARDING_REQUIRED, "server")
+            return
         self.sessions[session.id] = session
         session.connection = conn
         conn.session = session
         conn.ready = True
         conn.record.identified = True
         conn.record.session_id = session.id
+        conn.record.shard = shard_tuple
         self.identify_count += 1
-        world = self.core.world
-        in_shard = shard_tuple is None or (self.core.ids.guild_id >> 22) % shard_tuple[1] == shard_tuple[0]
         ready: JSON = {
             "v": C.API_VERSION,
             "user": world.me_payload(),
-            "guilds": [{"id": str(self.core.ids.guild_id), "unavailable": True}] if in_shard else [],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_url,
@@ -393,12 +463,15 @@ class Gateway:
         if shard_tuple is not None:
             ready["shard"] = list(shard_tuple)
         self._send_dispatch(session, "READY", ready)
-        if in_shard and intents & C.INTENT_GUILDS:
+        if guild_ids and intents & C.INTENT_GUILDS:
             members = bool(intents & C.INTENT_GUILD_MEMBERS)
 
             def guild_create() -> None:
                 if not session.invalidated:
-                    self._send_dispatch(session, "GUILD_CREATE", world.guild_create_payload(with_members=members))
+                    for guild_id in guild_ids:
+                        if guild_id in world.guilds:
+                            payload = world.guild_create_payload(guild_id, with_members=members)
+                            self._send_dispatch(session, "GUILD_CREATE", payload)
                     self.core.notify()
 
             if self.guild_create_delay_s > 0:
@@ -406,7 +479,8 @@ class Gateway:
             else:
                 guild_create()
         self.ready_count += 1
-        _log.debug("gateway connection %s identified: session %s intents %s", conn.record.id, session.id, intents)
+        _log.debug("gateway connection %s identified: session %s intents %s shard %s", conn.record.id, session.id,
+                   intents, shard_tuple)
         self.core.notify()
 
     async def _resume(self, conn: Connection, data: JSON) -> None:
@@ -426,6 +500,7 @@ class Gateway:
         session.disconnected_at = None
         conn.session = session
         conn.record.session_id = session.id
+        conn.record.shard = session.shard
         conn.record.resumed = True
         missed = [text for s, text in session.events if seq is None or s > int(seq)]
         for text in missed:
@@ -438,6 +513,10 @@ class Gateway:
 
     def _members_chunk(self, session: Session, data: JSON) -> None:
         world = self.core.world
+        raw_guild = str(data.get("guild_id") or "")
+        guild_id = int(raw_guild) if raw_guild.isdigit() and int(raw_guild) in world.guilds else self.core.ids.guild_id
+        if not session.routes(guild_id):
+            return  # Discord answers member requests only for the guilds of the session's shard
         wanted = {int(x) for x in data.get("user_ids") or []}
         query = (data.get("query") or "").lower()
         members = [
@@ -447,8 +526,8 @@ class Gateway:
         if limit:
             members = members[:limit]
         chunk: JSON = {
-            "guild_id": str(self.core.ids.guild_id),
-            "members": [world.member_payload(u) for u in members],
+            "guild_id": str(guild_id),
+            "members": [world.member_payload(u, guild_id=guild_id) for u in members],
             "chunk_index": 0,
             "chunk_count": 1,
             "not_found": [str(x) for x in wanted - {u.id for u in members}],

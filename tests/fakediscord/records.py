@@ -88,6 +88,8 @@ class ConnectionRecord:
     """Monotonic arrival time of every op 1 HEARTBEAT."""
     heartbeat_payloads: list[Any] = field(default_factory=list)
     session_id: str | None = None
+    shard: tuple[int, int] | None = None
+    """``(shard_id, num_shards)`` of the session (from IDENTIFY), ``None`` when unsharded."""
     identified: bool = False
     resumed: bool = False
     closed_at: float | None = None
@@ -108,6 +110,26 @@ class ConnectionRecord:
         if points and end is not None:
             gaps.append(end - points[-1])
         return gaps
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A gateway session as a test sees it (``FakeDiscord.sessions``)."""
+
+    id: str
+    shard: tuple[int, int] | None
+    """``(shard_id, num_shards)`` from IDENTIFY; ``None`` when the client did not shard."""
+    intents: int
+    guild_ids: tuple[int, ...]
+    """The guilds whose events this session receives."""
+    connected: bool
+    invalidated: bool
+    events: tuple[JSON, ...]
+    """Every dispatch sent to the session, oldest first: ``{"t": name, "s": seq, "d": data}``."""
+
+    def received(self, event: str, predicate: Callable[[JSON], bool] | None = None) -> list[JSON]:
+        """The ``d`` of each ``event`` dispatch this session got (that ``predicate`` accepts)."""
+        return [e["d"] for e in self.events if e["t"] == event and (predicate is None or predicate(e["d"]))]
 
 
 class _Bridge(Protocol):
@@ -175,6 +197,8 @@ class FakeInteraction:
         """Error replies the client got for this interaction."""
         self.modal: JSON | None = None
         self.autocomplete_choices: list[JSON] | None = None
+        self.delivered_to: list[str] = []
+        """Ids of the gateway sessions INTERACTION_CREATE went to (those of the guild's shard)."""
 
     def __repr__(self) -> str:
         return f"<FakeInteraction id={self.id} type={self.type} name={self.name!r} callback={self.callback_type}>"

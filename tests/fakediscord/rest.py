@@ -76,8 +76,12 @@ def _compile(template: str) -> re.Pattern[str]:
 class Rest:
     """aiohttp request handler implementing the API routes discord.py uses."""
 
-    def __init__(self, core: Core, gateway: Gateway, *, bucket_limit: int = 50, bucket_window_s: float = 1.0) -> None:
+    def __init__(
+        self, core: Core, gateway: Gateway, *, bucket_limit: int = 50, bucket_window_s: float = 1.0,
+        recommended_guilds_per_shard: int = C.RECOMMENDED_GUILDS_PER_SHARD,
+    ) -> None:
         self.core = core
+        self.recommended_guilds_per_shard = recommended_guilds_per_shard
         self.gateway = gateway
         self.bucket_limit = bucket_limit
         self.bucket_window_s = bucket_window_s
@@ -324,7 +328,7 @@ class Rest:
 
     def _check_guild(self, req: RestRequest, *, commands: bool = False) -> int:
         guild_id = req.int("guild_id")
-        if guild_id != self.core.ids.guild_id:
+        if guild_id not in self.core.world.guilds:
             if commands:
                 raise ApiError(403, C.E_MISSING_ACCESS, "Missing Access")
             raise ApiError(404, C.E_UNKNOWN_GUILD, "Unknown Guild")
@@ -347,9 +351,10 @@ class Rest:
         return 200, {"url": self.gateway_url}
 
     async def get_gateway_bot(self, req: RestRequest) -> Reply:
-        """GET /gateway/bot."""
+        """GET /gateway/bot: the recommended shard count is one per ``recommended_guilds_per_shard`` guilds."""
         limit = {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        shards = max(1, math.ceil(len(self.core.world.guilds) / self.recommended_guilds_per_shard))
+        return 200, {"url": self.gateway_url, "shards": shards, "session_start_limit": limit}
 
     async def get_me(self, req: RestRequest) -> Reply:
         """GET (or PATCH) /users/@me."""
@@ -533,8 +538,8 @@ class Rest:
     # ------------------------------------------------------------------ handlers: guild
     async def get_guild(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}."""
-        self._check_guild(req)
-        data = self.core.world.guild_payload()
+        guild_id = self._check_guild(req)
+        data = self.core.world.guild_payload(guild_id)
         if req.flag("with_counts"):
             data["approximate_member_count"] = len(self.core.world.guild_members())
             data["approximate_presence_count"] = 0
@@ -542,34 +547,34 @@ class Rest:
 
     async def guild_channels(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}/channels."""
-        self._check_guild(req)
+        guild_id = self._check_guild(req)
         world = self.core.world
-        return 200, [world.channel_payload(c) for c in world.channels.values() if not c.is_dm and not c.is_thread]
+        return 200, [world.channel_payload(c) for c in world.guild_channels(guild_id) if not c.is_thread]
 
     async def guild_roles(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}/roles."""
-        self._check_guild(req)
-        return 200, [r.payload() for r in self.core.world.roles.values()]
+        guild_id = self._check_guild(req)
+        return 200, [r.payload() for r in self.core.world.roles_of(guild_id).values()]
 
     async def guild_members(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}/members."""
-        self._check_guild(req)
+        guild_id = self._check_guild(req)
         world = self.core.world
-        return 200, [world.member_payload(u) for u in world.guild_members()]
+        return 200, [world.member_payload(u, guild_id=guild_id) for u in world.guild_members()]
 
     async def guild_member(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}/members/{user_id}."""
-        self._check_guild(req)
+        guild_id = self._check_guild(req)
         user = self.core.world.users.get(req.int("user_id"))
         if user is None or not user.in_guild:
             raise ApiError(404, C.E_UNKNOWN_MEMBER, "Unknown Member")
-        return 200, self.core.world.member_payload(user)
+        return 200, self.core.world.member_payload(user, guild_id=guild_id)
 
     async def active_threads(self, req: RestRequest) -> Reply:
         """GET /guilds/{id}/threads/active."""
-        self._check_guild(req)
+        guild_id = self._check_guild(req)
         world = self.core.world
-        threads = [c for c in world.channels.values() if c.is_thread and not c.archived]
+        threads = [c for c in world.guild_channels(guild_id) if c.is_thread and not c.archived]
         members = [
             {"id": str(t.id), "user_id": str(self.core.ids.bot_id), "join_timestamp": t.created_at, "flags": 0}
             for t in threads

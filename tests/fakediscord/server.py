@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
+import dataclasses
 import logging
 import re
 import socket
@@ -28,9 +29,17 @@ from aiohttp import web
 from . import constants as C
 from .core import Core, RateLimitRule
 from .gateway import Gateway
-from .records import ConnectionRecord, FakeInteraction, HeartbeatMiss, RateLimitRecord, Rejection, RequestRecord
+from .records import (
+    ConnectionRecord,
+    FakeInteraction,
+    HeartbeatMiss,
+    RateLimitRecord,
+    Rejection,
+    RequestRecord,
+    SessionRecord,
+)
 from .rest import Rest
-from .world import JSON, WorldIds
+from .world import JSON, WorldIds, shard_of
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +77,8 @@ class FakeDiscord:
         allowed_privileged_intents: int = C.PRIVILEGED_INTENTS,
         rest_bucket_limit: int = 50,
         rest_bucket_window_s: float = 1.0,
+        max_guilds_per_shard: int = C.MAX_GUILDS_PER_SHARD,
+        recommended_guilds_per_shard: int = C.RECOMMENDED_GUILDS_PER_SHARD,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("FakeDiscord only binds to loopback")
@@ -84,6 +95,8 @@ class FakeDiscord:
             "allowed_privileged_intents": allowed_privileged_intents,
             "rest_bucket_limit": rest_bucket_limit,
             "rest_bucket_window_s": rest_bucket_window_s,
+            "max_guilds_per_shard": max_guilds_per_shard,
+            "recommended_guilds_per_shard": recommended_guilds_per_shard,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -148,11 +161,13 @@ class FakeDiscord:
             compression=bool(opts["gateway_compression"]),
             close_on_heartbeat_miss=bool(opts["close_on_heartbeat_miss"]),
             allowed_privileged_intents=int(opts["allowed_privileged_intents"]),
+            max_guilds_per_shard=int(opts["max_guilds_per_shard"]),
         )
         gateway.resume_url = self.resume_gateway_url
         core.gateway = gateway
         rest = Rest(core, gateway, bucket_limit=int(opts["rest_bucket_limit"]),
-                    bucket_window_s=float(opts["rest_bucket_window_s"]))
+                    bucket_window_s=float(opts["rest_bucket_window_s"]),
+                    recommended_guilds_per_shard=int(opts["recommended_guilds_per_shard"]))
         rest.gateway_url = self.gateway_url
         self._core, self._gateway, self._rest = core, gateway, rest
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -357,6 +372,19 @@ class FakeDiscord:
         return self._gateway.resume_count if self._gateway else 0
 
     @property
+    def sessions(self) -> list[SessionRecord]:
+        """Every gateway session identified so far, oldest first: its shard, its guilds and every
+        dispatch it was sent (to check which shard got which event)."""
+        gateway = self._gateway
+        if gateway is None:
+            return []
+        return self._run(gateway.session_records)
+
+    def recipients(self, event: str, predicate: Callable[[JSON], bool] | None = None) -> list[SessionRecord]:
+        """The sessions that were sent an ``event`` dispatch whose data ``predicate`` accepts."""
+        return [s for s in self.sessions if s.received(event, predicate)]
+
+    @property
     def intents(self) -> int | None:
         """Intents of the most recent session, ``None`` before any IDENTIFY."""
         gateway = self._gateway
@@ -388,6 +416,47 @@ class FakeDiscord:
 
         return self._run(add)
 
+    def add_guild(
+        self, name: str, *, guild_id: int | None = None, shard: tuple[int, int] | None = None
+    ) -> WorldIds:
+        """Add a guild the bot is in, mirroring the first one (the same members with the same roles,
+        a text channel ``general``); returns its ids (``guild_id``, ``channel_id``, ``moderator_role_id``,
+        ``bot_role_id``; the user ids are shared). ``shard=(shard_id, num_shards)`` picks an id whose
+        events go to that shard. Connected sessions of its shard get its GUILD_CREATE, as when the bot
+        joins a guild."""
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"invalid shard {shard}")
+
+        def add() -> WorldIds:
+            world = self.core.world
+            gid = guild_id
+            if gid is None:
+                base = self.core.new_id()
+                gid = base
+                if shard is not None:  # move the timestamp part forward onto the shard
+                    gid = base + (((shard[0] - shard_of(base, shard[1])) % shard[1]) << 22)
+            elif shard is not None and shard_of(gid, shard[1]) != shard[0]:
+                raise ValueError(f"guild {gid} is on shard {shard_of(gid, shard[1])} of {shard[1]}, not {shard[0]}")
+            guild = world.add_guild(name, gid)
+            assert self._gateway is not None
+            self._gateway.guild_available(gid)
+            return dataclasses.replace(
+                self.ids, guild_id=gid, channel_id=guild.channel_id,
+                moderator_role_id=guild.role_map[self.ids.moderator_role_id],
+                bot_role_id=guild.role_map[self.ids.bot_role_id],
+            )
+
+        return self._run(add)
+
+    def guild_ids(self) -> list[int]:
+        """Ids of every guild, the first (``ids.guild_id``) first."""
+        return self._run(lambda: self.core.world.guild_ids())
+
+    @staticmethod
+    def shard_of(guild_id: int, shard_count: int) -> int:
+        """The shard that gets the guild's events: ``(guild_id >> 22) % shard_count``."""
+        return shard_of(guild_id, shard_count)
+
     def delay_guild_create(self, seconds: float) -> None:
         """Send the guild's GUILD_CREATE ``seconds`` after READY on the sessions identified from now
         on (0: at once, the default). On Discord the guilds come after READY, sometimes seconds after:
@@ -401,11 +470,11 @@ class FakeDiscord:
 
         self._run(apply)
 
-    def add_channel(self, name: str, *, topic: str | None = None) -> int:
+    def add_channel(self, name: str, *, topic: str | None = None, guild_id: int | None = None) -> int:
         """Create a guild text channel, as a server admin would (dispatched as CHANNEL_CREATE); its id."""
 
         def add() -> int:
-            channel = self.core.world.add_text_channel(name, topic=topic)
+            channel = self.core.world.add_text_channel(name, topic=topic, guild_id=guild_id)
             self.core.dispatch("CHANNEL_CREATE", self.core.world.channel_payload(channel))
             self.core.notify()
             return channel.id
@@ -434,7 +503,9 @@ class FakeDiscord:
         """The application commands the client synced (global when ``guild_id`` is None)."""
         return self._run(lambda: copy.deepcopy(self.core.commands.by_scope.get(guild_id, [])))
 
-    def set_command_permissions(self, name: str, overrides: dict[str | int, bool]) -> None:
+    def set_command_permissions(
+        self, name: str, overrides: dict[str | int, bool], *, guild_id: int | None = None
+    ) -> None:
         """What a server admin does in Server Settings -> Integrations: allow or deny command ``name``
         for users (by alias, name or id) or roles (by role id; the guild id is @everyone).
 
@@ -442,14 +513,16 @@ class FakeDiscord:
         a Manage Server command without Manage Server, so the bot must check at run time.
         """
 
+        gid = self.ids.guild_id if guild_id is None else guild_id
+
         def apply() -> None:
             entries = []
             for target, allowed in overrides.items():
-                role = isinstance(target, int) and target in self.core.world.roles
+                role = isinstance(target, int) and target in self.core.world.roles_of(gid)
                 target_id = target if role else self.core.user(target).id
                 kind = C.CMD_PERMISSION_ROLE if role else C.CMD_PERMISSION_USER
                 entries.append({"id": str(target_id), "type": kind, "permission": bool(allowed)})
-            self.core.set_command_permissions(self.ids.guild_id, name, entries)
+            self.core.set_command_permissions(gid, name, entries)
 
         self._run(apply)
 

@@ -1,4 +1,8 @@
-"""The fixed little Discord world the fake serves: one bot, one guild, a text channel, a few members.
+"""The little Discord world the fake serves: one bot, a guild with a text channel, a few members.
+
+More guilds can be added (:meth:`World.add_guild`): each mirrors the first one (the same members
+with the same roles, its own role and channel ids, one text channel ``general``), so a test can
+put guilds on different gateway shards.
 
 Everything here is plain data plus payload builders producing the JSON shapes Discord (API v10)
 sends; all mutation happens on the fake server's event loop.
@@ -41,6 +45,11 @@ class SnowflakeGenerator:
             value = max(value, self._last + 1)
             self._last = value
             return value
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that receives a guild's events: Discord's ``(guild_id >> 22) % num_shards``."""
+    return (guild_id >> 22) % shard_count
 
 
 @dataclass(frozen=True)
@@ -155,20 +164,40 @@ class FakeChannel:
         return self.type == C.CH_DM
 
 
+@dataclass
+class FakeGuild:
+    """A guild: its roles, its first text channel and how the first guild's roles map onto its own.
+
+    Every guild has the same members (the users with ``in_guild``); a user's roles in a guild are
+    the ``role_map`` images of ``FakeUser.roles`` (role ids of the first guild).
+    """
+
+    id: int
+    name: str
+    channel_id: int
+    roles: dict[int, FakeRole]
+    role_map: dict[int, int]
+    created_at: str = field(default_factory=iso_now)
+
+
 class World:
-    """The users, guild, roles and channels the fake serves, with Discord payload builders."""
+    """The users, guilds, roles and channels the fake serves, with Discord payload builders.
+
+    Methods taking ``guild_id`` default to the first guild (``ids.guild_id``).
+    """
 
     def __init__(self, ids: WorldIds, snowflakes: SnowflakeGenerator, guild_name: str = "Newsroom") -> None:
         self.ids = ids
         self.snowflakes = snowflakes
-        self.guild_name = guild_name
-        self.guild_created_at = iso_now()
-        self.roles: dict[int, FakeRole] = {
+        roles = {
             ids.guild_id: FakeRole(ids.guild_id, "@everyone", C.EVERYONE_PERMISSIONS, position=0),
             ids.moderator_role_id: FakeRole(ids.moderator_role_id, "Moderator", C.MODERATOR_PERMISSIONS, position=1),
             ids.bot_role_id: FakeRole(
                 ids.bot_role_id, "NewsBot", C.BOT_ROLE_PERMISSIONS, position=2, managed=True, bot_id=ids.bot_id
             ),
+        }
+        self.guilds: dict[int, FakeGuild] = {
+            ids.guild_id: FakeGuild(ids.guild_id, guild_name, ids.channel_id, roles, {r: r for r in roles})
         }
         self.users: dict[int, FakeUser] = {}
         self.aliases: dict[str, int] = {}
@@ -182,6 +211,55 @@ class World:
                 ids.channel_id, C.CH_GUILD_TEXT, name="general", guild_id=ids.guild_id, topic="News talk"
             )
         }
+
+    # ---------------------------------------------------------------- guilds
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """A guild by id (the first guild when ``None``); KeyError for an unknown id."""
+        return self.guilds[self.ids.guild_id if guild_id is None else guild_id]
+
+    @property
+    def roles(self) -> dict[int, FakeRole]:
+        """The first guild's roles."""
+        return self.guild().roles
+
+    @property
+    def guild_name(self) -> str:
+        """The first guild's name."""
+        return self.guild().name
+
+    def add_guild(self, name: str, guild_id: int) -> FakeGuild:
+        """A new guild mirroring the first: the same members with the same roles, a channel ``general``."""
+        if guild_id in self.guilds or guild_id in self.channels:
+            raise ValueError(f"id {guild_id} is already taken")
+        first = self.guild()
+        role_map: dict[int, int] = {}
+        roles: dict[int, FakeRole] = {}
+        for role in first.roles.values():
+            new_id = guild_id if role.id == first.id else self.snowflakes.next()
+            role_map[role.id] = new_id
+            roles[new_id] = FakeRole(new_id, role.name, role.permissions, position=role.position,
+                                     managed=role.managed, bot_id=role.bot_id)
+        channel = FakeChannel(self.snowflakes.next(), C.CH_GUILD_TEXT, name="general", guild_id=guild_id,
+                              topic="News talk")
+        self.channels[channel.id] = channel
+        guild = FakeGuild(guild_id, name, channel.id, roles, role_map)
+        self.guilds[guild_id] = guild
+        return guild
+
+    def guild_ids(self, shard: tuple[int, int] | None = None) -> list[int]:
+        """Ids of the guilds, or of those whose events go to ``shard`` = ``(shard_id, num_shards)``."""
+        if shard is None:
+            return list(self.guilds)
+        return [g for g in self.guilds if shard_of(g, shard[1]) == shard[0]]
+
+    def member_roles(self, user: FakeUser, guild_id: int | None = None) -> list[int]:
+        """The user's role ids in the guild."""
+        guild = self.guild(guild_id)
+        return [guild.role_map[r] for r in user.roles if r in guild.role_map]
+
+    def roles_of(self, guild_id: int | None) -> dict[int, FakeRole]:
+        """The roles of a guild (the first guild's for ``None``, e.g. in DMs)."""
+        return self.guild(guild_id).roles
 
     # ---------------------------------------------------------------- users
     def add_user(
@@ -226,13 +304,14 @@ class World:
         return self.users[self.ids.bot_id]
 
     # ---------------------------------------------------------------- permissions
-    def permissions(self, user: FakeUser) -> int:
+    def permissions(self, user: FakeUser, guild_id: int | None = None) -> int:
         """Guild-level permission integer of ``user`` (owner / administrator get everything)."""
         if user.id == self.ids.owner_id:
             return C.ALL_PERMISSIONS
-        perms = self.roles[self.ids.guild_id].permissions
-        for role_id in user.roles:
-            role = self.roles.get(role_id)
+        guild = self.guild(guild_id)
+        perms = guild.roles[guild.id].permissions
+        for role_id in self.member_roles(user, guild.id):
+            role = guild.roles.get(role_id)
             if role is not None:
                 perms |= role.permissions
         if perms & C.P_ADMINISTRATOR:
@@ -240,16 +319,18 @@ class World:
         return perms
 
     # ---------------------------------------------------------------- channels
-    def text_channel(self) -> FakeChannel:
-        """The guild's text channel."""
-        return self.channels[self.ids.channel_id]
+    def text_channel(self, guild_id: int | None = None) -> FakeChannel:
+        """The guild's (first) text channel."""
+        return self.channels[self.guild(guild_id).channel_id]
 
-    def add_text_channel(self, name: str, *, topic: str | None = None) -> FakeChannel:
+    def add_text_channel(self, name: str, *, topic: str | None = None, guild_id: int | None = None) -> FakeChannel:
         """A new guild text channel (after the existing ones)."""
         if not 1 <= len(name) <= 100:
             raise ValueError("a channel name is 1-100 characters")
-        position = 1 + max((c.position for c in self.channels.values() if c.type == C.CH_GUILD_TEXT), default=-1)
-        channel = FakeChannel(self.snowflakes.next(), C.CH_GUILD_TEXT, name=name, guild_id=self.ids.guild_id,
+        guild = self.guild(guild_id)
+        position = 1 + max((c.position for c in self.channels.values()
+                            if c.type == C.CH_GUILD_TEXT and c.guild_id == guild.id), default=-1)
+        channel = FakeChannel(self.snowflakes.next(), C.CH_GUILD_TEXT, name=name, guild_id=guild.id,
                               position=position, topic=topic)
         self.channels[channel.id] = channel
         return channel
@@ -274,10 +355,12 @@ class World:
         data.update({"verified": True, "mfa_enabled": False, "email": None, "flags": 0, "locale": "en-US"})
         return data
 
-    def member_payload(self, user: FakeUser, *, with_user: bool = True, with_permissions: bool = False) -> JSON:
+    def member_payload(
+        self, user: FakeUser, *, with_user: bool = True, with_permissions: bool = False, guild_id: int | None = None
+    ) -> JSON:
         """Guild member object (``flags`` included: discord.py 2.7 requires it)."""
         data: JSON = {
-            "roles": [str(r) for r in user.roles],
+            "roles": [str(r) for r in self.member_roles(user, guild_id)],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -292,7 +375,7 @@ class World:
         if with_user:
             data["user"] = user.payload()
         if with_permissions:
-            data["permissions"] = str(self.permissions(user))
+            data["permissions"] = str(self.permissions(user, guild_id))
         return data
 
     def guild_members(self) -> list[FakeUser]:
@@ -362,15 +445,16 @@ class World:
         """The partial channel sent inside interactions (with the invoker's permissions in guilds)."""
         data = self.channel_payload(channel)
         if not channel.is_dm and user is not None:
-            data["permissions"] = str(self.permissions(user))
+            data["permissions"] = str(self.permissions(user, channel.guild_id))
         return data
 
-    def guild_payload(self) -> JSON:
+    def guild_payload(self, guild_id: int | None = None) -> JSON:
         """Guild object as in GET /guilds/{id} (no members / channels)."""
         ids = self.ids
+        guild = self.guild(guild_id)
         return {
-            "id": str(ids.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -380,13 +464,13 @@ class World:
             "verification_level": 0,
             "default_message_notifications": 1,
             "explicit_content_filter": 0,
-            "roles": [r.payload() for r in self.roles.values()],
+            "roles": [r.payload() for r in guild.roles.values()],
             "emojis": [],
             "stickers": [],
             "features": [],
             "mfa_level": 0,
             "application_id": None,
-            "system_channel_id": str(ids.channel_id),
+            "system_channel_id": str(guild.channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -403,27 +487,30 @@ class World:
             "max_video_channel_users": 25,
         }
 
-    def guild_create_payload(self, *, with_members: bool = True) -> JSON:
+    def guild_channels(self, guild_id: int | None = None) -> list[FakeChannel]:
+        """The guild's channels and threads."""
+        gid = self.guild(guild_id).id
+        return [c for c in self.channels.values() if c.guild_id == gid]
+
+    def guild_create_payload(self, guild_id: int | None = None, *, with_members: bool = True) -> JSON:
         """The GUILD_CREATE dispatch: guild plus channels, threads, roles and members.
 
         Without the GUILD_MEMBERS intent Discord only includes the bot's own member.
         """
-        data = self.guild_payload()
+        guild = self.guild(guild_id)
+        data = self.guild_payload(guild.id)
         members = self.guild_members()
         listed = members if with_members else [self.bot]
+        channels = self.guild_channels(guild.id)
         data.update(
             {
-                "joined_at": self.guild_created_at,
+                "joined_at": guild.created_at,
                 "large": False,
                 "unavailable": False,
                 "member_count": len(members),
-                "members": [self.member_payload(u) for u in listed],
-                "channels": [
-                    self.channel_payload(c) for c in self.channels.values() if not c.is_dm and not c.is_thread
-                ],
-                "threads": [
-                    self.channel_payload(c) for c in self.channels.values() if c.is_thread and not c.archived
-                ],
+                "members": [self.member_payload(u, guild_id=guild.id) for u in listed],
+                "channels": [self.channel_payload(c) for c in channels if not c.is_thread],
+                "threads": [self.channel_payload(c) for c in channels if c.is_thread and not c.archived],
                 "voice_states": [],
                 "presences": [],
                 "stage_instances": [],
@@ -453,6 +540,6 @@ class World:
             "redirect_uris": [],
             "interactions_endpoint_url": None,
             "tags": [],
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
             "integration_types_config": {"0": {}},
         }
