@@ -42,7 +42,15 @@ from .when import Window, question_window
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = Path(__file__).with_name("answer_model.json")
+#: One fitted answer model per embedding backend (their vectors differ a little): ``<backend>.json``.
+MODELS_DIR = Path(__file__).with_name("answer_models")
+MODEL_FILE = MODELS_DIR / "torch.json"
+
+
+def model_file(backend: str) -> Path:
+    """The answer model fitted for ``backend``, or the torch backend's when none was fitted for it."""
+    path = MODELS_DIR / f"{backend}.json"
+    return path if path.is_file() else MODEL_FILE
 
 #: The most sentences a question's full-text search may match (see Answerer.lexical_terms).
 LEXICAL_POSTINGS = 4000
@@ -98,6 +106,10 @@ class AnswerModel:
     conf_bias: float
     threshold: float
     margin: float = 1.0  # further quotes score within this many logits of the best
+
+    @classmethod
+    def for_backend(cls, backend: str) -> AnswerModel:
+        return cls.load(model_file(backend))
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> AnswerModel:

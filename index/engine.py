@@ -7,7 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .answer import Answerer
+from .answer import Answerer, AnswerModel
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import NewsbotError
@@ -37,19 +37,22 @@ class Engine:
     """Answers questions over one index. ``ask`` is thread-safe and never mixes two builds."""
 
     def __init__(self, settings: Settings, embedder: Embedder, snapshot: Reader, store: Store,
-                 stamp: object = None) -> None:
+                 stamp: object = None, model: AnswerModel | None = None) -> None:
+        """``model``: the answer model (default: the one fitted for the embedder's backend)."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self.model = model or AnswerModel.for_backend(getattr(embedder, "backend", "torch"))
         self._state = self._make_state(snapshot)
         self._reload_lock = threading.Lock()
         self._seen = stamp
 
     def _make_state(self, snapshot: Reader) -> _State:
-        return _State(snapshot, Answerer(snapshot, self.embedder, threshold=self.settings.min_confidence))
+        return _State(snapshot, Answerer(snapshot, self.embedder, self.model, threshold=self.settings.min_confidence))
 
     @classmethod
-    def open(cls, settings: Settings, *, embedder: Embedder | None = None, store: Store | None = None) -> Engine:
+    def open(cls, settings: Settings, *, embedder: Embedder | None = None, store: Store | None = None,
+             model: AnswerModel | None = None) -> Engine:
         """Load the model (unless given) and the index; raises a NewsbotError that says how to fix it."""
         if embedder is None:
             embedder = load_embedder(settings)
@@ -59,7 +62,7 @@ class Engine:
         info = snapshot.info
         log.info("index loaded from %s: %s articles, %s sentences (generation %s)", store.describe(),
                  info.articles, info.sentences, info.generation)
-        return cls(settings, embedder, snapshot, store, stamp)
+        return cls(settings, embedder, snapshot, store, stamp, model)
 
     def ask(self, question: str, *, source: str | None = None, since: dt.date | None = None,
             until: dt.date | None = None, asked_on: dt.date | None = None) -> Answer:
