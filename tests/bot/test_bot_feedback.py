@@ -6,10 +6,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 
 import pytest
-
-from collections.abc import Iterator
 
 from bot.feedback import (
     ANSWER_ID_RE,
