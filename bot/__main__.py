@@ -27,7 +27,8 @@ settings (environment variables, or a .env file in the project folder):
   DISCORD_TOKEN               the bot's token (required)
   DISCORD_GUILD_ID            sync the slash commands to this server only (instant); else globally
   NEWSBOT_INDEX_DIR           the index to answer from (build it with `newsbot rebuild`)
-  NEWSBOT_FEEDBACK_DB         SQLite file for stored answers and 👍/👎 feedback
+  NEWSBOT_FEEDBACK_DB         SQLite file for stored answers and 👍/👎 feedback (with
+                              NEWSBOT_DATABASE_URL they are kept in the database instead)
   NEWSBOT_COOLDOWN_SECONDS    per-user pause between questions (default 5)
   NEWSBOT_MAX_QUESTION_CHARS  longest question accepted (default 500)
   NEWSBOT_LOG_LEVEL           DEBUG, INFO (default), WARNING, ...

@@ -31,7 +31,7 @@ from discord.ext import commands
 from index.config import Settings
 
 from .cooldown import Cooldown
-from .feedback import FeedbackStore
+from .feedback import FeedbackStore, open_feedback_store
 from .live import Live
 from .render import choice_text
 from .send import NO_MENTIONS, apologise
@@ -183,7 +183,7 @@ class NewsBot(commands.Bot):
             log.info("running %s%s", describe_shards(settings),
                      "" if self.runs_shard_zero else
                      " (the process running shard 0 syncs the commands and runs the feed watcher)")
-        self.store = await asyncio.to_thread(FeedbackStore.open, settings.feedback_db)
+        self.store = await asyncio.to_thread(open_feedback_store, settings)
         log.info("loading the engine (index %s)", settings.index_dir)
         self.engine = await asyncio.to_thread(self.engine_factory, settings)
         await self.refresh_outlets()

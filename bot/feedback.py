@@ -1,10 +1,12 @@
-"""SQLite store of the bot's answers and the 👍 / 👎 feedback on them.
+"""The bot's answers and the 👍 / 👎 feedback on them, in SQLite or PostgreSQL.
 
 Each answer the bot sends is stored under a random ``answer_id`` that its buttons carry in
 their custom ids, so a restarted bot can still show the passages and take feedback for old
 messages. Feedback rows keep the question and the answer with a sha256 hash of the user id,
-never the id itself. One connection, WAL mode, a lock around every use: safe to call from
-worker threads (the bot's :class:`bot.workers.Workers`).
+never the id itself. The store is one SQLite file (NEWSBOT_FEEDBACK_DB) or, with
+NEWSBOT_DATABASE_URL, the tables ``newsbot_answers`` and ``newsbot_feedback`` in the database, so
+that every bot process (one per range of shards) can take the votes on any answer. Safe to call
+from worker threads (the bot's :class:`bot.workers.Workers`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import logging
 import re
 import secrets
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.errors import NewsbotError
 from index.records import Answer, Citation
+from index.sqlstate import SqliteStateDB, StateDB, open_postgres_state, table_names
+
+if TYPE_CHECKING:
+    from index.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,8 @@ ANSWER_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,32}")
 
 UP, DOWN = 1, -1
 
-_SCHEMA = """
+#: The SQLite file's tables (on PostgreSQL: migration 3 in index/stores/postgres.py).
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     answer_id    TEXT PRIMARY KEY,
     created_at   TEXT NOT NULL,
@@ -46,7 +52,7 @@ CREATE TABLE IF NOT EXISTS answers (
 );
 CREATE TABLE IF NOT EXISTS feedback (
     answer_id  TEXT NOT NULL,
-    user_hash  TEXT NOT NULL,    -- sha256 of the Discord user id; never the id itself
+    user_hash  TEXT NOT NULL,    -- sha256 of the Discord user id, never the id itself
     vote       INTEGER NOT NULL CHECK (vote IN (-1, 1)),
     question   TEXT NOT NULL,
     answer     TEXT NOT NULL,
@@ -121,42 +127,59 @@ class FeedbackCounts:
     down: int = 0
 
 
-class FeedbackStore:
-    """Answers and feedback in one SQLite file. Open with :meth:`open`; close with :meth:`close`."""
+_TABLES = {"answers": "newsbot_answers", "feedback": "newsbot_feedback"}
+_ANSWER_COLUMNS = ("answer_id", "created_at", "question", "rendered", "confidence", "sentence_ids", "quotes", "citations")
+_FEEDBACK_COLUMNS = ("answer_id", "user_hash", "vote", "question", "answer", "created_at", "updated_at")
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
-        self.path = path
 
-    @classmethod
-    def open(cls, path: Path) -> FeedbackStore:
-        """Open (creating if need be) the database at ``path``."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise FeedbackStoreError(
-                    f"{path} was written by a newer newsbot (schema {version} > {SCHEMA_VERSION}): "
-                    "upgrade newsbot or point NEWSBOT_FEEDBACK_DB at another file"
-                )
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as e:
+def open_feedback_store(settings: Settings) -> FeedbackStore:
+    """The answers and votes: in the database when NEWSBOT_DATABASE_URL is set, else in the SQLite
+    file NEWSBOT_FEEDBACK_DB."""
+    db = open_postgres_state(settings, "newsbot-feedback") if settings.uses_database else _open_sqlite(settings.feedback_db)
+    log.info("feedback database: %s", db.describe())
+    return FeedbackStore(db)
+
+
+def _open_sqlite(path: Path) -> SqliteStateDB:
+    """Open (creating if need be) the SQLite file at ``path`` and its schema."""
+    try:
+        db = SqliteStateDB.open(path, busy_timeout_s=10.0, synchronous="NORMAL")
+    except (sqlite3.Error, OSError) as e:
+        raise FeedbackStoreError(f"cannot open the feedback database {path}: {e}; check NEWSBOT_FEEDBACK_DB") from e
+    try:
+        (version,) = db.query_one("PRAGMA user_version") or (0,)
+        if version > SCHEMA_VERSION:
             raise FeedbackStoreError(
-                f"cannot open the feedback database {path}: {e}; check NEWSBOT_FEEDBACK_DB"
-            ) from e
-        log.info("feedback database: %s", path)
-        return cls(conn, path)
+                f"{path} was written by a newer newsbot (schema {version} > {SCHEMA_VERSION}): "
+                "upgrade newsbot or point NEWSBOT_FEEDBACK_DB at another file"
+            )
+        for statement in (s.strip() for s in _SQLITE_SCHEMA.split(";")):
+            if statement:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except sqlite3.Error as e:
+        db.close()
+        raise FeedbackStoreError(f"cannot open the feedback database {path}: {e}; check NEWSBOT_FEEDBACK_DB") from e
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class FeedbackStore:
+    """Answers and feedback, in SQLite or PostgreSQL (:mod:`index.sqlstate`). Open with
+    :func:`open_feedback_store`; close with :meth:`close`."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        self._t = table_names(db, _TABLES)
+
+    def _q(self, sql: str) -> str:
+        """``sql`` with its ``{table}`` names in this database's dialect."""
+        return sql.format_map(self._t)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -169,29 +192,29 @@ class FeedbackStore:
     def save_answer(self, record: StoredAnswer) -> None:
         """Store (or replace) an answer under its id."""
         quotes = [{"sentence_id": q.sentence_id, "text": q.text, "citations": list(q.citations)} for q in record.quotes]
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.answer_id,
-                    record.created_at or _now(),
-                    record.question,
-                    record.rendered,
-                    record.confidence,
-                    json.dumps(record.sentence_ids),
-                    json.dumps(quotes, ensure_ascii=False),
-                    json.dumps([c.to_json() for c in record.citations], ensure_ascii=False),
-                ),
-            )
+        replace = ", ".join(f"{c} = excluded.{c}" for c in _ANSWER_COLUMNS[1:])
+        self.db.execute(
+            self._q(f"INSERT INTO {{answers}} ({', '.join(_ANSWER_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    f" ON CONFLICT (answer_id) DO UPDATE SET {replace}"),
+            (
+                record.answer_id,
+                record.created_at or _now(),
+                record.question,
+                record.rendered,
+                record.confidence,
+                json.dumps(record.sentence_ids),
+                json.dumps(quotes, ensure_ascii=False),
+                json.dumps([c.to_json() for c in record.citations], ensure_ascii=False),
+            ),
+        )
 
     def get_answer(self, answer_id: str) -> StoredAnswer | None:
         """The stored answer, or None if there is none with that id."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT answer_id, created_at, question, rendered, confidence, quotes, citations"
-                " FROM answers WHERE answer_id = ?",
-                (answer_id,),
-            ).fetchone()
+        row = self.db.query_one(
+            self._q("SELECT answer_id, created_at, question, rendered, confidence, quotes, citations"
+                    " FROM {answers} WHERE answer_id = ?"),
+            (answer_id,),
+        )
         if row is None:
             return None
         quotes: list[dict[str, Any]] = json.loads(row[5])
@@ -225,33 +248,27 @@ class FeedbackStore:
         if stored is not None:
             question, answer = stored.question, stored.rendered
         now = _now()
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO feedback (answer_id, user_hash, vote, question, answer, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (answer_id, user_hash) DO UPDATE SET vote = excluded.vote,"
-                " updated_at = excluded.updated_at",
-                (answer_id, hash_user_id(user_id), vote, question, answer, now, now),
-            )
+        self.db.execute(
+            self._q(f"INSERT INTO {{feedback}} ({', '.join(_FEEDBACK_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (answer_id, user_hash) DO UPDATE SET vote = excluded.vote,"
+                    " updated_at = excluded.updated_at"),
+            (answer_id, hash_user_id(user_id), vote, question, answer, now, now),
+        )
         return stored is not None
 
     def counts(self, answer_id: str) -> FeedbackCounts:
         """How many 👍 and 👎 an answer has."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT vote, COUNT(*) FROM feedback WHERE answer_id = ? GROUP BY vote", (answer_id,)
-            ).fetchall()
-        by_vote = dict(rows)
+        rows = self.db.query(self._q("SELECT vote, COUNT(*) FROM {feedback} WHERE answer_id = ? GROUP BY vote"),
+                             (answer_id,))
+        by_vote = {int(v): int(n) for v, n in rows}
         return FeedbackCounts(up=by_vote.get(UP, 0), down=by_vote.get(DOWN, 0))
 
     def feedback_rows(self, answer_id: str | None = None) -> list[dict[str, Any]]:
         """Feedback rows as dicts (for reports and tests), optionally for one answer."""
-        sql = "SELECT answer_id, user_hash, vote, question, answer, created_at, updated_at FROM feedback"
+        sql = f"SELECT {', '.join(_FEEDBACK_COLUMNS)} FROM {{feedback}}"
         args: tuple[Any, ...] = ()
         if answer_id is not None:
             sql += " WHERE answer_id = ?"
             args = (answer_id,)
-        with self._lock:
-            cur = self._conn.execute(sql + " ORDER BY created_at", args)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        rows = self.db.query(self._q(sql + " ORDER BY created_at"), args)
+        return [dict(zip(_FEEDBACK_COLUMNS, row, strict=True)) for row in rows]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from index.errors import NewsbotError
+from index.errors import NewsbotError, StoreUnavailableError
 
 from .render import render_notice
 from .send import message_kwargs
@@ -97,6 +97,8 @@ class Live:
                 await self.announce_disabled()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailableError as e:  # the database is away: tried again at the next poll
+                log.warning("cannot follow the index or the feeds right now: %s", e)
             except Exception:  # the edge of a background task
                 log.exception("error while following the index")
 

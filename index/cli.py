@@ -360,11 +360,11 @@ def feed_lines(feeds: Sequence[Feed], now: float | None = None) -> list[str]:
 def feeds(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from .feeds import FeedStore
+    from .feeds import open_feed_store
     from .ingest import FeedRefused
 
     if args.feeds_command == "list":
-        store = FeedStore.open(settings.state_dir)
+        store = open_feed_store(settings)
         try:
             listed = store.feeds()
         finally:
@@ -494,7 +494,8 @@ def database(settings: Settings, args: argparse.Namespace) -> int:
               ("replay_lag_seconds", "replay lag (s)"), ("generation", "generation"), ("built_at", "built at"),
               ("articles", "articles"), ("sentences", "sentences"), ("newest_article", "newest article"),
               ("model", "model"), ("vector_type", "vectors"), ("size_bytes", "index size (bytes)"),
-              ("build_running", "build running")]
+              ("build_running", "build running"), ("feeds", "feeds"), ("feeds_disabled", "feeds disabled"),
+              ("fetched_articles", "fetched articles"), ("stored_answers", "stored answers"), ("votes", "votes")]
     for key, label in labels:
         if key in info:
             print(f"{label:>20}: {info[key]}")

@@ -44,7 +44,7 @@ from .config import Settings
 from .embed import Embedder
 from .errors import IndexMismatchError, IndexNotFoundError, NewsbotError
 from .extract import FeedEntry, NoArticleError, NotAFeedError, Page, normalise_url, outlet_of, parse_feed
-from .feeds import Feed, FeedStore, StoredArticle
+from .feeds import Feed, FeedStore, StoredArticle, open_feed_store
 from .fetch import FEED_ACCEPT, Fetcher, FetchError, FetchOptions
 from .loaders import load_paths, load_text
 from .records import Article
@@ -266,7 +266,7 @@ class Ingester:
         self._next_expiry = 0.0
 
     async def __aenter__(self) -> Ingester:
-        self.store = await self._st(FeedStore.open, self.settings.state_dir)
+        self.store = await self._st(open_feed_store, self.settings)
         swept = await asyncio.to_thread(self.files.sweep)
         if swept:
             log.info("removed %d temporary files left by an interrupted fetch", swept)
@@ -294,7 +294,7 @@ class Ingester:
         return await asyncio.get_running_loop().run_in_executor(self._parse, fn, *args)
 
     async def _st(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a feed-store call on the store's thread (SQLite, never on the event loop)."""
+        """Run a feed-store call on the store's thread (blocking database calls, never on the event loop)."""
         return await asyncio.get_running_loop().run_in_executor(self._db, lambda: fn(*args, **kwargs))
 
     def _store(self) -> FeedStore:

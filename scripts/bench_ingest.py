@@ -290,7 +290,7 @@ def step_freshness(args: argparse.Namespace, work: Path, emb: Any) -> dict[str, 
     from fakediscord import FakeDiscord
     from newsserver import Item, article_page, rss
 
-    from index.feeds import FeedStore
+    from index.feeds import open_feed_store
 
     base = base_index(work, args.base, emb)
     run_root = work / f"fresh-{args.watcher}"
@@ -302,7 +302,7 @@ def step_freshness(args: argparse.Namespace, work: Path, emb: Any) -> dict[str, 
     items = make_items(args.items)
     published: list[Item] = []
     web.write("feed.xml", rss([], title="Harbour news"))
-    store = FeedStore.open(run_root / "corpus" / ".newsbot")
+    store = open_feed_store(live_settings(run_root))
     store.add_feed(web.url("feed.xml"), 10.0)
     store.close()
     rng = random.Random(11)
@@ -411,9 +411,9 @@ def step_under_ingest(args: argparse.Namespace, work: Path, emb: Any) -> dict[st
                 log_path = root / "ingest.log"
                 with log_path.open("wb") as log:
                     # `watch --once --all` is what a cron watcher runs; the feed is registered first.
-                    from index.feeds import FeedStore
+                    from index.feeds import open_feed_store
 
-                    st = FeedStore.open(s.state_dir)
+                    st = open_feed_store(s)
                     st.add_feed(web.url("feed.xml"), 900)
                     st.close()
                     proc = subprocess.Popen([PY, "-m", "index", "watch", "--once", "--all", "--quiet",

@@ -155,3 +155,16 @@ def pg_replica(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
             pair.replica.close()
         finally:
             pair.primary.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.pg)])
+def state_settings(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings whose shared state (feeds, answers and votes) is in SQLite files under ``tmp_path``,
+    or in a fresh PostgreSQL database (NEWSBOT_DATABASE_URL): the tests that take it run on both."""
+    from index.config import Settings
+
+    env = {"NEWSBOT_CORPUS_DIR": str(tmp_path / "corpus"), "NEWSBOT_INDEX_DIR": str(tmp_path / "index"),
+           "NEWSBOT_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3")}
+    if request.param == "postgres":
+        env["NEWSBOT_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    return Settings.from_env(env)

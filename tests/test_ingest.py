@@ -19,7 +19,7 @@ from newsserver import Item, NewsServer, article_page, rss
 from index.cli import main
 from index.config import Settings
 from index.embed import HashingEmbedder
-from index.feeds import FeedStore
+from index.feeds import open_feed_store
 from index.ingest import Ingester
 from index.loaders import load_corpus
 from index.stores.embedded import Snapshot, indexed_fingerprints
@@ -76,7 +76,7 @@ def run(settings: Settings, action: Any) -> Any:
 
 
 def register(settings: Settings, url: str, every: float = 900.0) -> None:
-    store = FeedStore.open(settings.state_dir)
+    store = open_feed_store(settings)
     store.add_feed(url, every)
     store.close()
 
@@ -179,7 +179,7 @@ def test_feeds_add_refuses_what_is_not_a_feed(tmp_path: Path, web: NewsServer, c
     assert "it is an HTML page, not an RSS or Atom feed" in capsys.readouterr().err
     assert cli(s, "feeds", "add", "ftp://example.com/feed") == 1
     assert "only http and https" in capsys.readouterr().err
-    assert FeedStore.open(s.state_dir).feeds() == []
+    assert open_feed_store(s).feeds() == []
 
 
 def test_add_feed_refuses_private_addresses_unless_allowed(tmp_path: Path, web: NewsServer) -> None:
@@ -241,7 +241,7 @@ def test_one_article_through_two_feeds_and_a_tracking_variant_of_its_link(tmp_pa
     assert [p.status for p in second.feeds[0].pages] == ["duplicate"]
     assert page_hits(web) == ["/news/bridge"]  # the variant was recognised before fetching
     assert list(indexed_fingerprints(s.index_dir) or {}) == [link]
-    assert [f.articles for f in FeedStore.open(s.state_dir).feeds()] == [1, 1]
+    assert [f.articles for f in open_feed_store(s).feeds()] == [1, 1]
 
 
 def test_the_canonical_url_makes_two_addresses_one_article(tmp_path: Path, web: NewsServer) -> None:
@@ -369,8 +369,6 @@ def test_fetched_articles_are_markdown_files_with_their_metadata(tmp_path: Path,
 def test_retention_skips_old_items_and_drops_articles_as_they_age(tmp_path: Path, web: NewsServer) -> None:
     import time
 
-    from index.feeds import FeedStore as Store
-
     s = settings_for(tmp_path, NEWSBOT_RETENTION_DAYS="30")
     old_day = TODAY - dt.timedelta(days=90)
     title, paras = STORIES["library"]
@@ -383,7 +381,7 @@ def test_retention_skips_old_items_and_drops_articles_as_they_age(tmp_path: Path
     assert list(indexed_fingerprints(s.index_dir) or {}) == [web.url("/news/bridge")]
 
     # An article that ages past the retention period: its file and its index entry go.
-    store = Store.open(s.state_dir)
+    store = open_feed_store(s)
     [kept] = store.articles()
     store.put_article(dataclasses.replace(kept, published=None, fetched_at=time.time() - 40 * 86400), [])
     path = s.corpus_dir / kept.path
@@ -398,7 +396,7 @@ def test_two_installations_never_mix(tmp_path: Path, web: NewsServer) -> None:
     one, two = settings_for(tmp_path / "one"), settings_for(tmp_path / "two")
     url = feed(web, "/feed.xml", [Item("b", serve_story(web, "bridge"), guid="b", published=TODAY)])
     run(one, lambda ing: ing.add_feed(url))
-    assert FeedStore.open(two.state_dir).feeds() == []
+    assert open_feed_store(two).feeds() == []
     assert indexed_fingerprints(two.index_dir) is None
     assert not two.web_dir.exists()
     assert one.state_dir.is_relative_to(one.corpus_dir) and one.web_dir.is_relative_to(one.corpus_dir)
@@ -458,3 +456,56 @@ def test_watch_goes_on_after_a_round_that_failed_unexpectedly(tmp_path: Path, ca
 
     assert asyncio.run(scenario()) == 2
     assert "the round failed; trying again" in caplog.text and "the disk is full" in caplog.text
+
+
+# --- the feed state in PostgreSQL, shared by machines -----------------------------------------------
+
+
+def test_watchers_on_two_machines_share_the_feed_state_and_the_index_in_the_database(
+        tmp_path: Path, web: NewsServer, pg_url: str) -> None:
+    """Two installations (two corpus folders, as on two machines) on one database: what one watcher
+    fetched the other never fetches again, a new item is taken once, both are answered from the one
+    index, and another process (``newsbot feeds list``) sees the same feeds. No feeds.sqlite3 anywhere."""
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    from index.engine import Engine
+
+    one = settings_for(tmp_path / "one", NEWSBOT_DATABASE_URL=pg_url)
+    two = settings_for(tmp_path / "two", NEWSBOT_DATABASE_URL=pg_url)
+    items = [Item(STORIES[n][0], serve_story(web, n), guid=n, published=TODAY) for n in ("bridge", "ferry")]
+    url = feed(web, "/feed.xml", items, etag='"v1"')
+    first = run(one, lambda ing: ing.add_feed(url, every=600))
+    assert first.feeds[0].count("new") == 2 and first.indexed
+
+    listed = subprocess.run([sys.executable, "-m", "index", "feeds", "list", "--json", "--corpus", str(two.corpus_dir)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env={**os.environ, "NEWSBOT_DATABASE_URL": pg_url, "HF_HUB_OFFLINE": "1"})
+    assert listed.returncode == 0, listed.stderr
+    [row] = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert (row["url"], row["articles"], row["last_status"], row["every_s"]) == (url, 2, 200, 600)
+
+    # The other machine: the feed is known, its entries too; nothing is fetched again.
+    again = run(two, lambda ing: ing.run_round(all_feeds=True))
+    assert again.feeds[0].status == "not-modified" and page_hits(web) == ["/news/bridge", "/news/ferry"]
+    items.append(Item(STORIES["library"][0], serve_story(web, "library"), guid="library", published=TODAY))
+    feed(web, "/feed.xml", items, etag='"v2"')
+    newer = run(two, lambda ing: ing.run_round(all_feeds=True))
+    assert [p.status for p in newer.feeds[0].pages] == ["new"] and newer.index is not None
+    assert newer.index.added == 1 and page_hits(web) == ["/news/bridge", "/news/ferry", "/news/library"]
+    assert run(one, lambda ing: ing.run_round(all_feeds=True)).feeds[0].status == "not-modified"
+
+    # The article files stay where they were fetched; the index (and so every answer) has all three.
+    assert len(list(one.web_dir.rglob("*.md"))) == 2 and len(list(two.web_dir.rglob("*.md"))) == 1
+    engine = Engine.open(one, embedder=EMB)
+    try:
+        assert engine.info["articles"] == 3
+        answer = engine.ask("How many books did conservators restore at the central library?")
+    finally:
+        engine.store.close()
+    assert answer.answered and answer.quotes[0].article_id == web.url("/news/library")
+    [state] = [f for f in run(one, lambda ing: ing.feeds())]
+    assert state.articles == 3 and state.etag == '"v2"'
+    assert not any((s.state_dir / "feeds.sqlite3").exists() for s in (one, two))

@@ -36,7 +36,7 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
     build_index(old, corpus(8), hashing_embedder)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert schema_version(conn) == SCHEMA_VERSION - 1
-        assert conn.execute("SELECT to_regclass('newsbot_feedback')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('newsbot_feeds')").fetchone()[0] is None
     assert status(old)["schema_version"] == SCHEMA_VERSION - 1
     before = [q.text for q in _engine(old, hashing_embedder).ask("What would item3 cost?").quotes]
     old.close()
@@ -44,11 +44,37 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
         assert migrate(conn) == [SCHEMA_VERSION]
         assert migrate(conn) == []  # applied once
         assert schema_version(conn) == SCHEMA_VERSION
-        assert conn.execute("SELECT to_regclass('newsbot_feedback')").fetchone()[0] == "newsbot_feedback"
+        assert conn.execute("SELECT to_regclass('newsbot_feeds')").fetchone()[0] == "newsbot_feeds"
     new = PostgresStore(pg_url)
     assert [q.text for q in _engine(new, hashing_embedder).ask("What would item3 cost?").quotes] == before
     assert update_index(new, [_article(40)], [], hashing_embedder).added == 1
     new.close()
+
+
+def test_migration_3_gives_the_votes_migration_2s_unused_feedback_table_name(pg_url: str) -> None:
+    """Migration 2 made a newsbot_feedback that newsbot never wrote: migration 3 drops it when empty,
+    keeps it under another name when someone put rows in it, and makes the votes' table."""
+    import psycopg
+
+    from index.stores.postgres import MIGRATIONS
+
+    for rows in (0, 1):
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS newsbot_schema, newsbot_state, newsbot_feedback, newsbot_feedback_v2, "
+                         "newsbot_guild_settings, newsbot_feed_entries, newsbot_article_aliases, newsbot_feeds, "
+                         "newsbot_fetched_articles, newsbot_answers CASCADE")
+            conn.execute("DROP SEQUENCE IF EXISTS newsbot_article_ids, newsbot_sentence_ids")
+            assert migrate(conn, target=2) == [1, 2]
+            for _ in range(rows):
+                conn.execute("INSERT INTO newsbot_feedback(user_hash, question, verdict) VALUES ('h', 'q?', 'good')")
+            assert migrate(conn) == [v for v, _, _ in MIGRATIONS if v > 2]
+            kept = conn.execute("SELECT to_regclass('newsbot_feedback_v2')").fetchone()[0]
+            assert kept == ("newsbot_feedback_v2" if rows else None)
+            if rows:
+                assert conn.execute("SELECT question FROM newsbot_feedback_v2").fetchall() == [("q?",)]
+            columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                                  "WHERE table_name = 'newsbot_feedback'")}
+            assert columns == {"answer_id", "user_hash", "vote", "question", "answer", "created_at", "updated_at"}
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -70,8 +96,15 @@ def test_cli_rebuild_ask_and_db_status_and_migrate_on_the_database(pg_url: str, 
     assert st["schema_version"] == SCHEMA_VERSION and st["articles"] == 2 and st["sentences"] > 20
     assert st["generation"] == 1 and st["replica"] is False and st["build_running"] is False
     assert st["size_bytes"] > 0
+    assert (st["feeds"], st["feeds_disabled"], st["fetched_articles"], st["stored_answers"], st["votes"]) == (0,) * 5
+    from index.feeds import open_feed_store
+
+    feeds = open_feed_store(Settings.from_env(env))
+    feeds.add_feed("https://news.example/feed.xml", 900)
+    feeds.close()
     text = _cli(["db", "status"], env).stdout
     assert "schema version: " + str(SCHEMA_VERSION) in text and "articles: 2" in text
+    assert "               feeds: 1" in text and "votes: 0" in text
     migrated = _cli(["db", "migrate"], env)
     assert migrated.returncode == 0 and "the latest" in migrated.stderr
     ask = _cli(["ask", "--json", "Where is Chery opening its European headquarters?"], env)

@@ -100,6 +100,8 @@ def question_from_message(
 
 #: What a question gets while the index's database is unreachable (it is retried on the next question).
 UNAVAILABLE = "Sorry, I can't reach the news archive right now. Please ask again in a minute."
+#: What a 👍 / 👎 gets while the database that keeps the votes is unreachable.
+VOTE_UNAVAILABLE = "Sorry, I can't record your vote right now. Please try again in a minute."
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +359,12 @@ class AskCog(commands.Cog, name="Ask"):
     async def show_passages(self, interaction: discord.Interaction, answer_id: str) -> None:
         """The Passages button: an ephemeral reply with each quote in its passage."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        record = await self.bot.workers.lookup(self.bot.require_store().get_answer, answer_id)
+        try:
+            record = await self.bot.workers.lookup(self.bot.require_store().get_answer, answer_id)
+        except StoreUnavailableError as e:
+            log.warning("cannot show the passages of %s: %s", answer_id, e)
+            await respond(interaction, Payload(content=UNAVAILABLE), ephemeral=True)
+            return
         if record is None:
             await respond(interaction, Payload(content="I no longer have the details of this answer; please ask again."),
                           ephemeral=True)
@@ -376,10 +383,15 @@ class AskCog(commands.Cog, name="Ask"):
         if message is not None and message.embeds:  # only used if the stored answer is gone
             question = message.embeds[0].title or ""
             answer = message.embeds[0].description or ""
-        await self.bot.workers.lookup(
-            self.bot.require_store().record_feedback, answer_id, interaction.user.id, vote,
-            question=question, answer=answer,
-        )
+        try:
+            await self.bot.workers.lookup(
+                self.bot.require_store().record_feedback, answer_id, interaction.user.id, vote,
+                question=question, answer=answer,
+            )
+        except StoreUnavailableError as e:
+            log.warning("cannot record feedback on %s: %s", answer_id, e)
+            await respond(interaction, Payload(content=VOTE_UNAVAILABLE), ephemeral=True)
+            return
         log.info("feedback %s on %s", "up" if vote == UP else "down", answer_id)
         thanks = "Thanks! Glad it helped. 👍" if vote == UP else "Thanks for telling me. I'll note that it missed. 👎"
         await respond(interaction, Payload(content=thanks), ephemeral=True)

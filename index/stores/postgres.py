@@ -38,6 +38,7 @@ from ..config import Settings
 from ..embed import Embedder
 from ..errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, StoreUnavailableError
 from ..records import ArticleInfo, PassageView
+from ..sqlstate import DatabaseUnavailable, redact_url
 from ..terms import BM25_B, BM25_K1, TermStats
 from ..when import parse_day
 from .base import ArticleRow, Batch, ParsedArticle, Reader, SearchFilter, SentenceRow, StepFn, Store, StoreInfo
@@ -96,10 +97,63 @@ def _m2(cur: Any) -> None:
         )""")
 
 
+def _m3(cur: Any) -> None:
+    # The state the feed watcher and the bot processes share (index/feeds.py, bot/feedback.py: the
+    # same columns as their SQLite files; times are epoch seconds there, so double precision here).
+    cur.execute("""
+        CREATE TABLE newsbot_feeds(
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            url text NOT NULL UNIQUE, title text, interval_s double precision NOT NULL,
+            added_at double precision NOT NULL, last_fetch_at double precision, last_status integer,
+            last_error text, etag text, last_modified text, body_sha text, items integer,
+            next_due_at double precision NOT NULL, failures integer NOT NULL DEFAULT 0,
+            disabled boolean NOT NULL DEFAULT false, disabled_reason text, notify_channel bigint,
+            disabled_notified boolean NOT NULL DEFAULT false
+        )""")
+    cur.execute("""
+        CREATE TABLE newsbot_feed_entries(
+            feed bigint NOT NULL REFERENCES newsbot_feeds(id) ON DELETE CASCADE, key text NOT NULL,
+            article text, signature text NOT NULL, seen_at double precision NOT NULL, skipped text,
+            attempts integer NOT NULL DEFAULT 0, PRIMARY KEY (feed, key)
+        )""")
+    cur.execute("CREATE INDEX newsbot_feed_entries_article ON newsbot_feed_entries(article)")
+    cur.execute("""
+        CREATE TABLE newsbot_fetched_articles(
+            id text PRIMARY KEY, url text NOT NULL, path text NOT NULL UNIQUE, fingerprint text NOT NULL,
+            published text, fetched_at double precision NOT NULL, etag text, last_modified text,
+            expired boolean NOT NULL DEFAULT false
+        )""")
+    cur.execute("""
+        CREATE TABLE newsbot_article_aliases(
+            url text PRIMARY KEY, article text NOT NULL REFERENCES newsbot_fetched_articles(id)
+        )""")
+    cur.execute("CREATE INDEX newsbot_article_aliases_article ON newsbot_article_aliases(article)")
+    cur.execute("""
+        CREATE TABLE newsbot_answers(
+            answer_id text PRIMARY KEY, created_at text NOT NULL, question text NOT NULL, rendered text NOT NULL,
+            confidence double precision NOT NULL, sentence_ids text NOT NULL, quotes text NOT NULL,
+            citations text NOT NULL
+        )""")
+    # Migration 2's newsbot_feedback was never written by newsbot: the votes take its name. Rows that
+    # someone put there by hand are kept, under another name.
+    cur.execute("SELECT count(*) FROM newsbot_feedback")
+    if cur.fetchone()[0]:
+        cur.execute("ALTER TABLE newsbot_feedback RENAME TO newsbot_feedback_v2")
+    else:
+        cur.execute("DROP TABLE newsbot_feedback")
+    cur.execute("""
+        CREATE TABLE newsbot_feedback(
+            answer_id text NOT NULL, user_hash text NOT NULL, vote smallint NOT NULL CHECK (vote IN (-1, 1)),
+            question text NOT NULL, answer text NOT NULL, created_at text NOT NULL, updated_at text NOT NULL,
+            PRIMARY KEY (answer_id, user_hash)
+        )""")
+
+
 #: (version, what it does, how). Never edit an applied one: add the next.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "the index's state, id sequences and the pgvector extension", _m1),
     (2, "shared bot state: feedback and per-guild settings", _m2),
+    (3, "shared state: feeds, their entries, fetched articles; the bot's answers and votes", _m3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -152,13 +206,6 @@ def _schema_name(generation: int) -> str:
 # Connections
 
 
-def _redact(url: str) -> str:
-    """A database URL without its password, for messages and logs."""
-    import re
-
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
-
-
 def _configure_reader(ef_search: int) -> Callable[[Any], None]:
     def configure(conn: Any) -> None:
         from pgvector.psycopg import register_vector
@@ -171,29 +218,17 @@ def _configure_reader(ef_search: int) -> Callable[[Any], None]:
     return configure
 
 
-class _Unavailable:
-    """Turns connection failures and pool time-outs into StoreUnavailableError, naming the server."""
+class _Unavailable(DatabaseUnavailable):
+    """Connection failures and pool time-outs as StoreUnavailableError (index.sqlstate), and a
+    generation dropped under a reader too."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, _tb: object) -> bool:
-        if exc is None:
-            return False
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         import psycopg
-        import psycopg_pool
 
-        if isinstance(exc, psycopg_pool.PoolTimeout):
-            raise StoreUnavailableError(f"the database is busy ({self.what}: no connection free in time)") from exc
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            raise StoreUnavailableError(f"the database is unreachable ({self.what}: {str(exc).strip()[:200]})") from exc
         if isinstance(exc, psycopg.errors.UndefinedTable):
             # A generation dropped under a reader that kept it past the next one: reload.
             raise StoreUnavailableError(f"the index changed under this answer ({self.what})") from exc
-        return False
+        return super().__exit__(typ, exc, tb)
 
 
 class PostgresStore(Store):
@@ -227,8 +262,8 @@ class PostgresStore(Store):
                    cache_path=settings.index_dir / "embcache.sqlite3")
 
     def describe(self) -> str:
-        reads = "" if self.read_urls == [self.url] else f" (answers from {', '.join(map(_redact, self.read_urls))})"
-        return f"the database {_redact(self.url)}{reads}"
+        reads = "" if self.read_urls == [self.url] else f" (answers from {', '.join(map(redact_url, self.read_urls))})"
+        return f"the database {redact_url(self.url)}{reads}"
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -898,7 +933,7 @@ class PostgresBatch(Batch):
 def status(store: PostgresStore) -> dict[str, object]:
     """What ``newsbot db status`` shows: schema version, counts, newest article, build state, and on a
     replica its replay lag."""
-    out: dict[str, object] = {"database": _redact(store.url)}
+    out: dict[str, object] = {"database": redact_url(store.url)}
     with store.reading() as conn:
         out["schema_version"] = schema_version(conn)
         out["schema_latest"] = SCHEMA_VERSION
@@ -920,6 +955,13 @@ def status(store: PostgresStore) -> dict[str, object]:
                     "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
                     "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')", (row[0],)).fetchone()[0]
                 out["size_bytes"] = int(size)
+        if out["schema_version"] >= 3:  # type: ignore[operator]
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM newsbot_feeds), (SELECT count(*) FROM newsbot_feeds WHERE disabled), "
+                "(SELECT count(*) FROM newsbot_fetched_articles WHERE NOT expired), "
+                "(SELECT count(*) FROM newsbot_answers), (SELECT count(*) FROM newsbot_feedback)").fetchone()
+            out.update({"feeds": row[0], "feeds_disabled": row[1], "fetched_articles": row[2],
+                        "stored_answers": row[3], "votes": row[4]})
         if not recovery:
             busy = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
                                 "AND granted", (WRITE_LOCK,)).fetchone()[0]

@@ -150,9 +150,9 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from bot.feedback import FeedbackStore
+    from bot.feedback import open_feedback_store
 
-    s = FeedbackStore.open(tmp_path / "feedback.sqlite3")
+    s = open_feedback_store(Settings.from_env({"NEWSBOT_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3")}))
     yield s
     s.close()
 

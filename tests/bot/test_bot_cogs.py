@@ -344,3 +344,88 @@ def test_an_unreachable_database_gets_a_short_apology_then_answers_again(newsbot
     it = make_interaction(user_id=13)
     run(cog.ask_slash(it, answer.question))
     assert answer.quotes[0].text in it.last()["embeds"][0].description
+
+
+# --- answers and votes in PostgreSQL ---
+
+
+def _on_database(newsbot, url: str, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    """The bot with its answers and votes in the database at ``url`` (as setup_hook opens them)."""
+    import dataclasses
+
+    from bot.feedback import open_feedback_store
+    from index.config import Secret
+
+    newsbot.store.close()
+    newsbot.settings = dataclasses.replace(newsbot.settings, database_url=Secret(url), db_timeout=timeout)
+    newsbot.store = open_feedback_store(newsbot.settings)
+    return newsbot
+
+
+@pytest.mark.pg
+def test_votes_are_recorded_in_the_database(newsbot, pg_url, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+    import sqlite3
+
+    import psycopg
+
+    cog = AskCog(_on_database(newsbot, pg_url))
+    it = make_interaction()
+    run(cog.ask_slash(it, answer.question))
+    aid = answer_id_of(it.last())
+    run(cog.record_vote(make_interaction(user_id=77), aid, UP))
+    run(cog.record_vote(make_interaction(user_id=78), aid, UP))
+    run(cog.record_vote(it := make_interaction(user_id=78), aid, DOWN))  # changed their mind
+    assert "Thanks" in it.last()["content"]
+    run(cog.show_passages(it := make_interaction(user_id=77), aid))
+    assert "Rail fares will rise" in it.last()["embeds"][0].description
+    newsbot.store.close()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT user_hash, vote, question FROM newsbot_feedback WHERE answer_id = %s "
+                            "ORDER BY vote", (aid,)).fetchall()
+        [(stored,)] = conn.execute("SELECT question FROM newsbot_answers WHERE answer_id = %s", (aid,)).fetchall()
+    assert rows == [(hash_user_id(78), DOWN, answer.question), (hash_user_id(77), UP, answer.question)]
+    assert stored == answer.question
+    with contextlib.closing(sqlite3.connect(newsbot.settings.feedback_db)) as conn:  # the fixture's file: untouched
+        assert conn.execute("SELECT count(*) FROM answers").fetchone() == (0,)
+
+
+@pytest.mark.pg
+def test_an_unreachable_feedback_database_gets_a_short_apology_then_records_again(  # type: ignore[no-untyped-def]
+        newsbot, make_interaction, answer, tmp_path, caplog) -> None:
+    """The database that keeps the votes going away: a vote, the Passages button and a question each
+    get a short apology (no traceback, no crash); once it is back the same bot records votes again."""
+    import time
+
+    import pgserver
+
+    from bot.cogs.ask import UNAVAILABLE, VOTE_UNAVAILABLE
+
+    server = pgserver.start_primary(tmp_path / "own")
+    try:
+        cog = AskCog(with_user(_on_database(newsbot, pgserver.create_database(server, "votes"), timeout=1.0)))
+        it = make_interaction()
+        run(cog.ask_slash(it, answer.question))
+        aid = answer_id_of(it.last())
+        server.stop()
+
+        run(cog.record_vote(it := make_interaction(user_id=11), aid, UP))
+        assert it.last() == {**it.last(), "content": VOTE_UNAVAILABLE, "ephemeral": True}
+        run(cog.show_passages(it := make_interaction(user_id=11), aid))
+        assert it.last()["content"] == UNAVAILABLE and it.last()["ephemeral"]
+        run(cog.ask_slash(it := make_interaction(user_id=12), answer.question))  # answered, but cannot be kept
+        assert it.last()["content"] == UNAVAILABLE
+        assert "Traceback" not in caplog.text and "cannot record feedback" in caplog.text
+
+        server.start()
+        deadline = time.monotonic() + 30
+        while True:  # the pool reconnects by itself
+            run(cog.record_vote(it := make_interaction(user_id=11), aid, UP))
+            if "Thanks" in it.last()["content"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert "Thanks" in it.last()["content"]
+        assert newsbot.store.counts(aid).up == 1
+        newsbot.store.close()
+    finally:
+        server.close()

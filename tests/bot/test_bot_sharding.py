@@ -80,7 +80,7 @@ def test_only_the_process_with_shard_zero_syncs_commands_and_watches_feeds(  # t
     import index.ingest
 
     monkeypatch.setattr(index.ingest, "Ingester", StubIngester)
-    monkeypatch.setattr(bot_client.FeedbackStore, "open", staticmethod(lambda path: store))
+    monkeypatch.setattr(bot_client, "open_feedback_store", lambda _settings: store)
     monkeypatch.setattr(StubIngester, "watched", [])
     monkeypatch.setattr(bot_client.gc, "freeze", lambda: None)  # leave the test process's collector alone
     if primary:

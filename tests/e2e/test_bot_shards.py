@@ -60,7 +60,7 @@ def archive(pg_url: str, real_embedder) -> str:  # type: ignore[no-untyped-def]
 @contextlib.contextmanager
 def running_bots(fake: FakeDiscord, archive: str, workdir: Path, shard_ids: list[str | None]) -> Iterator[list[BotProcess]]:
     """One bot process per entry of ``shard_ids`` (``None``: only NEWSBOT_SHARD_COUNT), all on the same
-    database and corpus folder, each with its own feedback file, the watcher asked for (NEWSBOT_WATCH=1)
+    database (the index, the feeds, the answers and votes) and corpus folder, the watcher asked for (NEWSBOT_WATCH=1)
     and the commands synced globally (no DISCORD_GUILD_ID: there are two guilds). Started together,
     stopped cleanly; their output is checked for the token."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +110,7 @@ def ask_both_ways(fake: FakeDiscord, ids: WorldIds) -> dict[str, object]:
     assert reply["guild_id"] == followup["guild_id"] == str(ids.guild_id)
     assert interaction.ack_latency is not None and interaction.ack_latency < 3.0
     return {
+        "reply": reply,
         "mention": assert_cited(reply, EXPECT),
         "slash": assert_cited(followup, EXPECT),
         "message_to": [s.id for s in fake.recipients("MESSAGE_CREATE", lambda d: d["id"] == question["id"])],
@@ -139,6 +140,9 @@ def session_of(sessions: list[SessionRecord], shard: tuple[int, int]) -> Session
 def test_two_processes_on_two_shards_each_answer_their_own_guild(
     fake: FakeDiscord, guilds: dict[int, WorldIds], archive: str, tmp_path: Path
 ) -> None:
+    import psycopg
+
+    votes: dict[str, int] = {}
     with running_bots(fake, archive, tmp_path, ["0", "1"]) as bots:
         # Each process identified its own shard, and only that one.
         sessions = fake.sessions
@@ -164,7 +168,16 @@ def test_two_processes_on_two_shards_each_answer_their_own_guild(
             assert mine <= answered_in(owner), owner.tail()
             assert not mine & answered_in(other), other.tail()
             assert len(asked["replies"]) == 2  # one answer each way, nothing from the other process
+            # A vote on it is taken by the same process, and kept in the database both share.
+            thanks = fake.send_component(asked["reply"], f"nb:fb:up:{asked['mention']}").wait_response(30)
+            assert thanks["ephemeral"] is True and "Thanks" in thanks["content"]
+            votes[str(asked["mention"])] = shard
         assert_rules_kept(fake, bots)
+    with psycopg.connect(archive) as conn:
+        rows = conn.execute("SELECT f.answer_id, f.vote, a.question FROM newsbot_feedback f "
+                            "JOIN newsbot_answers a USING (answer_id)").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(votes) and {(r[1], r[2]) for r in rows} == {(1, QUESTION)}
+    assert not list(tmp_path.glob("feedback-*.sqlite3"))  # no process kept them in a file
 
 
 def test_one_auto_sharded_process_answers_in_both_guilds(

@@ -27,7 +27,7 @@ from test_ingest import EMB, STORIES, TODAY, feed, register, run, serve_story, s
 
 from index.config import Settings
 from index.extract import NoArticleError, extract_page, parse_feed
-from index.feeds import Feed, FeedStore
+from index.feeds import Feed, open_feed_store
 from index.fetch import Fetcher, FetchError, FetchOptions, UrlPolicy, parse_retry_after
 from index.ingest import FeedRefused, Ingester
 from index.loaders import load_corpus
@@ -53,7 +53,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def feeds_list(s: Settings) -> dict[str, Feed]:
     """The feeds as ``newsbot feeds list`` shows them, by URL."""
-    store = FeedStore.open(s.state_dir)
+    store = open_feed_store(s)
     try:
         return {f.url: f for f in store.feeds()}
     finally:

@@ -31,7 +31,7 @@ from test_ingest import EMB, TODAY, feed, register, run, settings_for
 
 from index.config import Settings
 from index.engine import Engine
-from index.feeds import FeedStore
+from index.feeds import open_feed_store
 from index.loaders import load_corpus
 from index.stores.embedded import Snapshot, indexed_fingerprints, read_manifest
 
@@ -178,7 +178,7 @@ def new_md_files(s: Settings, world: World) -> list[Path]:
 def recorded(s: Settings, feed_url: str | None = None) -> tuple[list[str], dict[str, str | None], int | None]:
     """(article ids, the feed's entries (key -> article id), its item count at its last recorded fetch);
     the feed is the installation's only one unless ``feed_url`` is given."""
-    store = FeedStore.open(s.state_dir)
+    store = open_feed_store(s)
     try:
         ids = sorted(a.id for a in store.articles())
         [f] = [f for f in store.feeds() if feed_url in (None, f.url)]
