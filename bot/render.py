@@ -221,6 +221,38 @@ def escape_fit(text: str | None, limit: int, *, keep_end: bool = False) -> str:
     return out if dlen(out) <= limit else ""
 
 
+def escape_bold(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` escaped (:func:`escape`) with the character ranges ``spans`` in bold: the quote's
+    answer (index/highlight.py). The text itself is unchanged; only ``**`` is added around them."""
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        if a < pos or b <= a or b > len(text):
+            continue
+        out.append(_escape_keeping_spaces(text[pos:a]))
+        inner = escape(text[a:b])
+        out.append(f"**{inner}**" if inner else "")
+        pos = b
+    out.append(_escape_keeping_spaces(text[pos:]))
+    return re.sub(" {2,}", " ", "".join(out)).strip()
+
+
+def _escape_keeping_spaces(part: str) -> str:
+    """:func:`escape` of a piece of a line, with the space at either end that escaping trims."""
+    inner = escape(part)
+    if not inner:
+        return " " if part[:1].isspace() or part[-1:].isspace() else ""
+    return (" " if part[:1].isspace() else "") + inner + (" " if part[-1:].isspace() else "")
+
+
+def escape_fit_bold(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
+    """:func:`escape_bold` when it fits ``limit``, else the plain :func:`escape_fit` (cut, no bold)."""
+    if spans:
+        bold = escape_bold(text, spans)
+        if dlen(bold) <= limit:
+            return bold
+    return escape_fit(text, limit)
+
+
 def safe_url(url: str | None, *, limit: int = URL_LIMIT) -> str | None:
     """An http(s) URL re-encoded for use in a masked link, or None if it can't be used safely.
 
@@ -455,10 +487,11 @@ def render_answer(answer: Answer) -> Payload:
     while len(quotes) > 1 and (room - sum(fixed) - dlen(sep) * (len(quotes) - 1)) // len(quotes) < 40:
         quotes.pop(), frames.pop(), fixed.pop()
     text_room = room - sum(fixed) - dlen(sep) * (len(quotes) - 1)
-    needs = [dlen(escape_fit(q.text, max(0, text_room))) for q in quotes]
+    needs = [dlen(escape_fit_bold(q.text, q.answer_spans, max(0, text_room))) for q in quotes]
     alloc = _share(needs, max(0, text_room))
     body = sep.join(
-        pre + escape_fit(q.text, a) + post for q, (pre, post), a in zip(quotes, frames, alloc, strict=True)
+        pre + escape_fit_bold(q.text, q.answer_spans, a) + post
+        for q, (pre, post), a in zip(quotes, frames, alloc, strict=True)
     )
     embed = {
         "title": title,

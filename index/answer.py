@@ -35,6 +35,7 @@ import numpy as np
 
 from .embed import Embedder
 from .errors import ConfigError, QuestionError
+from .highlight import answer_spans
 from .records import Answer, Citation, Quote
 from .stores.base import Reader, SearchFilter, SentenceRow
 from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
@@ -265,7 +266,7 @@ class Answerer:
         qwords = [stem(w) for w in words(question)]
         qword_set = set(qwords)
         q_ngrams = {tuple(qwords[i:i + n]) for n in (2, 3, 4) for i in range(len(qwords) - n + 1)}
-        qtype = _question_type(question)
+        qtype = question_type(question)
         f = np.zeros((len(cand_rows), len(RANK_FEATURES)), dtype=np.float64)
         f[:, 0] = cos = cos_all[keep]
         f[:, 1] = bm25_all[keep] / max(bm25_all.max(), 1e-9)
@@ -416,12 +417,14 @@ class Answerer:
                                           a.published, fragment_link(a.url, sentence_text)))
             return numbers[article_rowid]
 
+        qtype = question_type(question)
         for k, extra in chosen:
             row = cands[k].row
             n = cite(row.article, row.text)
             also = tuple(cite(a, row.text) for a in extra)
             ext = self.store.article(row.article).ext_id
-            quotes.append(Quote(row.text, n, float(probs[k]), row.id, ext, row.start, row.end, also))
+            quotes.append(Quote(row.text, n, float(probs[k]), row.id, ext, row.start, row.end, also,
+                                answer_spans(qtype, question, row.text)))
         return Answer(question, True, ranked.confidence, tuple(quotes), tuple(citations))
 
 
@@ -430,7 +433,7 @@ _VERBISH = frozenset(
 )
 
 
-def _question_type(question: str) -> str:
+def question_type(question: str) -> str:
     """What kind of answer the question wants: "number", "date", "name" or "other"."""
     q = question.lower()
     if re.search(r"\bhow (many|much|long|old|far|big|large|tall|fast)\b|\bwhat (percent|percentage|number|amount)\b", q):

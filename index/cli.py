@@ -223,14 +223,17 @@ def _up_to_date(settings: Settings, loaded: object) -> bool:
 # -- ask -----------------------------------------------------------------------------------------
 
 
-def format_answer(answer: Answer) -> str:
-    """The answer as plain text for a terminal."""
+BOLD, PLAIN = "\033[1m", "\033[0m"
+
+
+def format_answer(answer: Answer, *, bold: bool = False) -> str:
+    """The answer as plain text for a terminal; ``bold`` marks each quote's answer (ANSI bold)."""
     if not answer.answered:
         return f"{answer.message}\n(confidence {answer.confidence:.2f})"
     lines = []
     for q in answer.quotes:
         marks = "".join(f"[{n}]" for n in q.citations)
-        lines.append(f"“{q.text}” {marks}")
+        lines.append(f"“{_with_bold(q.text, q.answer_spans) if bold else q.text}” {marks}")
     lines.append("")
     lines.append("Sources:")
     for c in answer.citations:
@@ -240,6 +243,15 @@ def format_answer(answer: Answer) -> str:
             lines.append(f"      {c.link or c.url}")
     lines.append(f"(confidence {answer.confidence:.2f})")
     return "\n".join(lines)
+
+
+def _with_bold(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        if a >= pos:
+            out += [text[pos:a], BOLD, text[a:b], PLAIN]
+            pos = b
+    return "".join(out) + text[pos:]
 
 
 def _answer_stream(engine: object, questions: TextIO, out: TextIO, args: argparse.Namespace, *, prompt: bool) -> int:
@@ -278,9 +290,15 @@ def _answer_one(engine: object, question: str, out: TextIO, args: argparse.Names
     if getattr(args, "json", False):
         out.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
     else:
-        out.write(format_answer(answer) + "\n")
+        out.write(format_answer(answer, bold=_is_terminal(out)) + "\n")
     out.flush()
     return 0
+
+
+def _is_terminal(out: TextIO) -> bool:
+    """Bold only on a terminal that shows it (not a pipe or a file, not NO_COLOR, not TERM=dumb)."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def ask(settings: Settings, args: argparse.Namespace) -> int:

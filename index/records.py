@@ -100,6 +100,8 @@ class Quote:
     start: int
     end: int
     also_cited: tuple[int, ...] = ()  # the same sentence found in other articles
+    #: Where the sentence holds what the question asks for (offsets into ``text``; index/highlight.py).
+    answer_spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def citations(self) -> tuple[int, ...]:
@@ -114,6 +116,7 @@ class Quote:
             "article_id": self.article_id,
             "start": self.start,
             "end": self.end,
+            "answer_spans": [list(sp) for sp in self.answer_spans],
         }
 
 

@@ -283,6 +283,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(results: dict[str, Any]) -> str:
+    """The markdown tables of docs/SCALING.md and docs/BENCHMARKS.md, from scaling.json."""
+    lines = ["| corpus | backend | embedding | ask p50 ms | ask p95 ms | p50 vs folder | recall@10 | build s | size MB "
+             "| bot RSS MB | q/s, 1 asker | 4 askers | 16 askers |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, e in results["corpora"].items():
+        label = f"{name} ({e['sentences']:,} sentences)"
+        for backend in ("faiss+sqlite", "postgres"):
+            b = e[backend]
+            for emb, r in b["serving"].items():
+                base = e["faiss+sqlite"]["serving"][emb]["p50_ms"]
+                q = r["askers"]
+                lines.append(
+                    f"| {label} | {backend} | {emb} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p50_ms'] / base:.2f}x "
+                    f"| {b['recall_at_10']:.3f} | {b['build_s']:.0f} | {b['size_bytes'] / 1e6:.0f} | {r['peak_rss_mib']:.0f} "
+                    f"| {q['1']['questions_per_s']:.1f} | {q['4']['questions_per_s']:.1f} | {q['16']['questions_per_s']:.1f} |")
+    m = results.get("machine", {})
+    lines.append("")
+    lines.append(f"Measured {m.get('measured_at', '?')} on {m.get('cores', '?')} cores ({m.get('cpu', '')}), "
+                 f"{results['settings']['questions']} news-dev questions a process.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="100000,1000000", help="generated corpus sizes, in sentences")
@@ -290,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep corpora measured earlier in scaling.json")
     p.add_argument("--questions", type=int, default=120, help="news-dev questions asked per serving process")
     p.add_argument("--per-asker", type=int, default=12, help="questions each concurrent asker asks")
+    p.add_argument("--report", action="store_true", help="print the markdown tables from scaling.json")
     p.add_argument("--embeddings", default="torch,onnx-int8", help="embedding backends the serving processes use")
     p.add_argument("--embedding", default="torch", help=argparse.SUPPRESS)
     p.add_argument("--child", choices=["serve", "recall"], help=argparse.SUPPRESS)
@@ -303,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child == "recall":
         print(json.dumps(recall(args.backend, args.target, args.questions)))
+        return 0
+    if args.report:
+        print(report(json.loads(OUT.read_text(encoding="utf-8"))))
         return 0
     if not NEWS_DEV.is_dir():
         print(f"the benchmark needs the news-dev set in {NEWS_DEV}", file=sys.stderr)

@@ -41,3 +41,11 @@ def test_disagreeing_articles_are_both_quoted(seed_engine) -> None:  # type: ign
     assert "Liam Robertson" in joined and "Liam Robinson" in joined
     cited_articles = {c.article_id for c in ans.citations}
     assert cited_articles == {"000_58346f7b7de47b31", "001_21befda17cf27a6e"}
+
+
+def test_the_answer_inside_the_quote_is_marked_at_its_offsets(seed_engine) -> None:  # type: ignore[no-untyped-def]
+    ans = seed_engine.ask("Where is Chery opening its European headquarters?")
+    first = ans.quotes[0]
+    marked = [first.text[a:b] for a, b in first.answer_spans]
+    assert "Liverpool" in marked
+    assert "Chery" not in marked  # named in the question
