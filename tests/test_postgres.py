@@ -246,3 +246,13 @@ def test_the_seed_questions_get_the_same_answers_as_the_folder_backend(pg_url: s
         if a.answered:
             assert a.quotes[0].text == b.quotes[0].text, q
     store.close()
+
+
+def test_the_hnsw_build_gets_memory_for_its_whole_graph() -> None:
+    from index.stores.postgres import BUILD_MEMORY_MAX_MB, BUILD_MEMORY_MIN_MB, hnsw_build_memory_mb
+
+    assert hnsw_build_memory_mb(10, 384, "halfvec") == BUILD_MEMORY_MIN_MB
+    at_1m = hnsw_build_memory_mb(1_000_000, 384, "halfvec")
+    assert at_1m > 1.5 * 1024  # 1 GB was outgrown at about 700k vectors (1.5 KB an element)
+    assert hnsw_build_memory_mb(1_000_000, 384, "vector") > at_1m > hnsw_build_memory_mb(500_000, 384, "halfvec")
+    assert hnsw_build_memory_mb(10**9, 384, "vector") == BUILD_MEMORY_MAX_MB

@@ -55,6 +55,21 @@ DEFAULT_VECTOR_TYPE = "halfvec"
 #: HNSW build settings (pgvector's defaults, as its README gives them).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+#: maintenance_work_mem for the HNSW build is sized to hold the graph (pgvector builds far slower
+#: once the graph outgrows it: at 1M sentences a fixed 1 GB was outgrown at about 700k and the
+#: rest of the build crawled: docs/SCALING.md), within these bounds.
+BUILD_MEMORY_MIN_MB = 64
+BUILD_MEMORY_MAX_MB = 8192
+
+
+def hnsw_build_memory_mb(rows: int, dimension: int, vector_type: str, m: int = HNSW_M) -> int:
+    """The memory an in-memory HNSW build of ``rows`` vectors needs: per
+    element its vector, its layer-0 neighbour list (2m candidates of 16 bytes) and about 200 bytes
+    of bookkeeping and upper layers; half as much again to spare (the graph outgrew 1 GB at about
+    700k 384-dimension halfvec vectors here, 1.5 KB an element)."""
+    per = dimension * (2 if vector_type == "halfvec" else 4) + 2 * m * 16 + 200
+    need = int(rows * per * 1.5 / 2**20) + 1
+    return max(BUILD_MEMORY_MIN_MB, min(BUILD_MEMORY_MAX_MB, need))
 
 
 # --------------------------------------------------------------------------------------------
@@ -885,7 +900,9 @@ class PostgresBatch(Batch):
         try:
             if self.fresh:
                 # The HNSW graph is built once, after the load, with memory for it (pgvector's advice).
-                conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                rows = int(conn.execute(f"SELECT count(*) FROM {s}.vectors").fetchone()[0])
+                mem = hnsw_build_memory_mb(rows, self.embedder.dimension, self.vector_type)
+                conn.execute(f"SET LOCAL maintenance_work_mem = '{mem}MB'")
                 conn.execute("SET LOCAL max_parallel_maintenance_workers = 1")
                 for ddl in _generation_indexes(s, self.vector_type):
                     conn.execute(ddl)
