@@ -17,20 +17,23 @@ help:
 	@echo "make bench-ingest - live news: freshness, ingest throughput, latency while ingesting (docs/INGEST.md)"
 	@echo "make lint   - ruff"
 
+# pip -qq: its errors still show; warnings about this machine's package mirrors do not.
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "newsbot needs Python 3.11 or newer"'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch, pinned, before sentence-transformers (an unpinned torch pulls a CUDA build).
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Setting up $(VENV) (the first time takes a few minutes)..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -qq --upgrade pip
+	@# The CPU build of torch, pinned, before sentence-transformers (an unpinned torch pulls a CUDA build).
+	@$(BIN)/python -m pip install -qq torch==2.13.0
+	@$(BIN)/python -m pip install -qq -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 install: $(STAMP)
 
 run: install
-	HF_HUB_OFFLINE=1 $(BIN)/newsbot run
+	@HF_HUB_OFFLINE=1 $(BIN)/newsbot run
 
 index: install
 	HF_HUB_OFFLINE=1 $(BIN)/newsbot rebuild

@@ -84,17 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(level: str) -> None:
     """Log to stderr. Only the entry point configures handlers."""
+    from index import logs
+
     name = level.strip().upper()
     numeric = logging.getLevelName(name)
-    logging.basicConfig(
-        level=numeric if isinstance(numeric, int) else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    logs.configure(numeric if isinstance(numeric, int) else logging.INFO)
     if not isinstance(numeric, int):
         log.warning("unknown log level %r; using INFO", level)
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLogger().level))
+    # discord.py's connection events (logged in, shard ready, resumed) are worth seeing.
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLogger("bot").level))
 
 
 def use_test_endpoints(api_base: str, gateway: str) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from .embed import Embedder
 from .errors import ConfigError, QuestionError
-from .highlight import answer_spans, highlight_type
+from .highlight import UNANNOUNCED, answer_spans, highlight_type
 from .records import Answer, Citation, Quote
 from .stores.base import Reader, SearchFilter, SentenceRow
 from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
@@ -515,7 +515,7 @@ def _novelty(sentence: str, qstems: set[str], qtype: str) -> tuple[float, float,
     if qtype == "number":
         typed = bool(has_num) or bool(_NUMBER_WORDS.search(sentence))
     elif qtype == "date":
-        typed = bool(_MONTHS.search(sentence))
+        typed = bool(_MONTHS.search(sentence)) or bool(UNANNOUNCED.search(sentence))
     elif qtype == "name":
         typed = bool(names)
     else:

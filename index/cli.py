@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from . import logs
 from .config import Settings
 from .errors import ConfigError, IndexNotFoundError, NewsbotError, QuestionError
 from .records import Answer
@@ -304,7 +305,8 @@ def _is_terminal(out: TextIO) -> bool:
 def ask(settings: Settings, args: argparse.Namespace) -> int:
     from .engine import Engine
 
-    engine = Engine.open(settings)
+    with logs.Status("Loading the model and the index…"):
+        engine = Engine.open(settings)
     if args.question:
         return _answer_one(engine, " ".join(args.question), sys.stdout, args)
     return _answer_stream(engine, sys.stdin, sys.stdout, args, prompt=sys.stdin.isatty() and not args.json)
@@ -527,6 +529,8 @@ def database(settings: Settings, args: argparse.Namespace) -> int:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """``make run``: the bot when a token is configured, else a terminal chat over the index."""
+    from .embed import load_embedder
+    from .engine import Engine
     from .stores import open_store
 
     store = open_store(settings)
@@ -534,18 +538,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         empty = store.fingerprints() is None
     finally:
         store.close()
+    embedder = None
     if empty:
-        log.info("no index yet in %s: building it from %s", store.describe(), settings.corpus_dir)
-        code = rebuild(settings)
+        print(f"No index yet in {store.describe()}: building it from {settings.corpus_dir}.", file=sys.stderr)
+        with logs.Status("Loading the model…"):
+            embedder = load_embedder(settings)
+        code = rebuild(settings, embedder=embedder)
         if code:
             return code
     if settings.discord_token:
         from bot.__main__ import main as bot_main
 
         return bot_main([])
-    from .engine import Engine
-
-    engine = Engine.open(settings)
+    with logs.Status("Loading the model and the index…"):
+        engine = Engine.open(settings, embedder=embedder)  # the model once, even after a first build
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"newsbot: {engine.info['articles']} articles indexed. Ask a question (Ctrl-D to quit).\n"
@@ -554,15 +560,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return _answer_stream(engine, sys.stdin, sys.stdout, args, prompt=interactive)
 
 
+def _log_level(settings: Settings, args: argparse.Namespace) -> str:
+    """The terminal chat (``ask``, and ``run`` with no bot) shows answers, not log lines, unless
+    NEWSBOT_LOG_LEVEL asks for them; other commands log newsbot's progress at INFO."""
+    chat = args.command == "ask" or (args.command == "run" and not settings.discord_token)
+    return "WARNING" if chat and not os.environ.get("NEWSBOT_LOG_LEVEL") else settings.log_level
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        logs.configure(_log_level(settings, args), verbose=args.verbose)
         if args.command != "eval":
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if args.command == "rebuild":

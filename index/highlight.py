@@ -31,6 +31,13 @@ _DATE = re.compile(
     r"|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b"
     r"|\b(?:19|20)\d\d(?:s)?\b"
 )
+#: The answer to "when will ...?" may be that nobody knows yet: "no date has been set", "has not
+#: been announced", "yet to be scheduled".
+UNANNOUNCED = re.compile(
+    r"\b(?:no (?:date|timeline|timetable|time ?frame)\b|(?:not|yet to) (?:yet )?(?:been |be )?"
+    r"(?:announced|set|scheduled|determined|decided|confirmed|released|disclosed)\b|\bto be (?:announced|determined|confirmed)\b)",
+    re.I,
+)
 # A run of capitalised words, with the small words names carry inside them ("Bank of England").
 _CAP = r"(?:[A-Z][\w'’.-]*|[A-Z]\.)"
 _NAME = re.compile(rf"\b{_CAP}(?:\s(?:(?:of|the|de|da|van|von|al|bin)\s)?{_CAP})*")
@@ -44,11 +51,14 @@ def highlight_type(question_type: str, question: str) -> str:
     return "name" if question_type == "other" and _WHERE.search(question) else question_type
 
 
+_DATE_OR_UNANNOUNCED = re.compile(f"{_DATE.pattern}|(?i:{UNANNOUNCED.pattern})")
+
+
 def answer_spans(question_type: str, question: str, sentence: str) -> tuple[tuple[int, int], ...]:
     """(start, end) offsets in ``sentence`` of the phrases of ``question_type`` ("number", "date",
     "name"; anything else finds none) that ``question`` does not already name."""
     kind = highlight_type(question_type, question)
-    pattern = {"number": _NUMBER, "date": _DATE, "name": _NAME}.get(kind)
+    pattern = {"number": _NUMBER, "date": _DATE_OR_UNANNOUNCED, "name": _NAME}.get(kind)
     if pattern is None:
         return ()
     asked = set(words(question))

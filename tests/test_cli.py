@@ -169,3 +169,63 @@ def test_is_correct_follows_the_eval_rule() -> None:
     assert is_correct("It was Gov. RON DESANTIS.", ["ron desantis"])
     assert is_correct("The Florida governor Ron (R) DeSantis spoke", ["Ron DeSantis"])  # 80% of long words
     assert not is_correct("Ron spoke on Sunday.", ["Ron DeSantis"])
+
+
+def test_ask_prints_the_answer_and_no_library_noise(seed_index: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_LOG_LEVEL"}
+    r = subprocess.run([sys.executable, "-m", "index", "ask", "--index", str(seed_index),
+                        "Where is Chery opening its European headquarters?"],
+                       capture_output=True, text=True, cwd=ROOT, env={**env, "HF_HUB_OFFLINE": "1"}, timeout=180)
+    assert r.returncode == 0 and "Liverpool" in r.stdout
+    # No faiss CPU probing, no model-loading lines or progress bar, no status line (not a terminal).
+    assert r.stderr == ""
+    assert "\033[" not in r.stdout  # bold only on a terminal
+
+
+def test_logging_keeps_newsbot_lines_and_drops_library_chatter() -> None:
+    import io
+    import logging
+
+    from index import logs
+
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in logs.OWN})
+    try:
+        logs.configure("INFO", stream=out)
+        logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
+        logging.getLogger("sentence_transformers.base.model").info("Loading SentenceTransformer model")
+        logging.getLogger("index.engine").info("index loaded")
+        logging.getLogger("urllib3.connectionpool").warning("a real warning")
+        text = out.getvalue()
+        assert "index loaded" in text and "a real warning" in text
+        assert "faiss" not in text and "SentenceTransformer" not in text
+        logs.configure("INFO", verbose=True, stream=out)
+        logging.getLogger("faiss.loader").debug("probing")
+        assert "probing" in out.getvalue()
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+        for n, level in saved[2].items():
+            logging.getLogger(n).setLevel(level)
+
+
+def test_the_status_line_is_shown_and_rubbed_out_on_a_terminal_only() -> None:
+    import io
+
+    from index.logs import Status
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    with Status("Loading the model…", tty):
+        assert tty.getvalue() == "Loading the model…"
+    assert tty.getvalue().endswith("\r\033[K")
+    with Status("Loading the model…", pipe):
+        pass
+    assert pipe.getvalue() == ""

@@ -57,3 +57,9 @@ def test_the_terminal_shows_bold_only_when_asked() -> None:
     ans = _answer("Chery chose Liverpool.", ((12, 21),))
     assert f"{BOLD}Liverpool{PLAIN}" in format_answer(ans, bold=True)
     assert BOLD not in format_answer(ans) and "“Chery chose Liverpool.”" in format_answer(ans)
+
+
+def test_a_when_question_answered_by_no_date_yet_marks_that_phrase() -> None:
+    assert marked("When will the trial start?", "No date has been set for the trial.") == ["No date"]
+    assert marked("When will the album come out?", "Its release date has not yet been announced.") == \
+        ["not yet been announced"]
