@@ -35,7 +35,7 @@ import numpy as np
 
 from .embed import Embedder
 from .errors import ConfigError, QuestionError
-from .highlight import UNANNOUNCED, answer_spans, highlight_type
+from .highlight import UNANNOUNCED, answer_spans
 from .records import Answer, Citation, Quote
 from .stores.base import Reader, SearchFilter, SentenceRow
 from .terms import STOPWORDS, TermStats, canon, members, raw_words, stem, terms, words
@@ -107,9 +107,6 @@ class AnswerModel:
     conf_bias: float
     threshold: float
     margin: float = 1.0  # further quotes score within this many logits of the best
-    #: Which further quotes may follow the first: "margin" (any within the margins), "answers" (one
-    #: from the same article must hold a phrase of the asked kind), "answers-all" (every one must).
-    extra_rule: str = "margin"
 
     @classmethod
     def for_backend(cls, backend: str) -> AnswerModel:
@@ -124,8 +121,7 @@ class AnswerModel:
             if tuple(rank["features"]) != RANK_FEATURES or tuple(conf["features"]) != CONFIDENCE_FEATURES:
                 raise ValueError("its features are not this version's")
             return cls(np.array(rank["weights"], dtype=np.float64), np.array(conf["weights"], dtype=np.float64),
-                       float(conf["bias"]), float(data["threshold"]), float(data.get("margin", 1.0)),
-                       str(data.get("extra_rule", "margin")))
+                       float(conf["bias"]), float(data["threshold"]), float(data.get("margin", 1.0)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"the answer model {path} cannot be used ({e}): reinstall newsbot, "
                               "or refit it with scripts/fit_weights.py") from e
@@ -379,18 +375,6 @@ class Answerer:
                 if any(_near_duplicate(quote, s.text) for s in texts.get(a, ())):
                     extra.append(a)
 
-    def _adds(self, question: str, c: Candidate, other_article: bool) -> bool:
-        """Whether a further quote adds to the first, by the model's ``extra_rule``: it holds a
-        phrase of the kind the question asks for, or it is another article's (another outlet's
-        version, or a disagreement)."""
-        rule = self.model.extra_rule
-        if rule == "margin" or (rule == "answers" and other_article):
-            return True
-        kind = question_type(question)
-        if highlight_type(kind, question) == "other":
-            return True  # nothing to look for: the margins decide
-        return bool(answer_spans(kind, question, c.row.text))
-
     def _compose(self, question: str, ranked: Ranked) -> Answer:
         cands = ranked.candidates
         top = cands[0].z
@@ -405,8 +389,6 @@ class Answerer:
             # corroborate), both are quoted and cited.
             other_article = all(cands[j].row.article != c.row.article for j, _ in chosen)
             if top - c.z > self.model.margin and not other_article:
-                continue
-            if chosen and not self._adds(question, c, other_article):
                 continue
             dup = next((x for x in chosen if _near_duplicate(cands[x[0]].row.text, c.row.text)), None)
             if dup is not None:

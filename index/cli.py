@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from . import logs
 from .config import Settings
-from .errors import ConfigError, IndexNotFoundError, NewsbotError, QuestionError
+from .errors import ConfigError, IndexMismatchError, IndexNotFoundError, NewsbotError, QuestionError
 from .records import Answer
 
 if TYPE_CHECKING:
@@ -208,7 +208,6 @@ def _up_to_date(settings: Settings, loaded: object) -> bool:
     """True when the index already holds exactly these articles, embedded by the configured model
     (checked without loading the model, which takes seconds)."""
     from .embed import model_fingerprint
-    from .errors import IndexMismatchError
     from .stores.embedded import Snapshot, corpus_fingerprint, read_manifest
 
     try:
@@ -551,7 +550,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
         return bot_main([])
     with logs.Status("Loading the model and the index…"):
-        engine = Engine.open(settings, embedder=embedder)  # the model once, even after a first build
+        embedder = embedder or load_embedder(settings)  # the model once, even after a first build
+        try:
+            engine = Engine.open(settings, embedder=embedder)
+        except IndexMismatchError as e:
+            if settings.uses_database:
+                raise  # a shared archive is rebuilt on purpose, not as a side effect of `run`
+            engine = None
+            mismatch = e
+    if engine is None:
+        # The folder was built by another model or embedding backend (NEWSBOT_BACKEND changed):
+        # build it again for this one, as a first run builds it.
+        print(f"{mismatch}\nRebuilding {settings.index_dir} for the configured model.", file=sys.stderr)
+        code = rebuild(settings, full=True, embedder=embedder)
+        if code:
+            return code
+        engine = Engine.open(settings, embedder=embedder)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"newsbot: {engine.info['articles']} articles indexed. Ask a question (Ctrl-D to quit).\n"

@@ -158,7 +158,7 @@ class Settings:
     )
     model: str = field(default=PACKAGED_MODEL, metadata={"env": "NEWSBOT_MODEL", "parse": str})
     model_sha256: str = field(default="", metadata={"env": "NEWSBOT_MODEL_SHA256", "parse": str})
-    backend: str = field(default="torch", metadata={"env": "NEWSBOT_BACKEND", "parse": str})
+    backend: str = field(default="onnx-int8", metadata={"env": "NEWSBOT_BACKEND", "parse": str})
     min_confidence: float | None = field(
         default=None, metadata={"env": "NEWSBOT_MIN_CONFIDENCE", "parse": _opt_float}
     )

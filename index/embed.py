@@ -160,6 +160,11 @@ def _fingerprint(weights_sha256: str, backend: str) -> str:
     return weights_sha256 if backend == "torch" else f"{weights_sha256}+{backend}"
 
 
+def backend_of(fingerprint: str) -> str:
+    """The embedding backend a model fingerprint (:func:`_fingerprint`) was made by."""
+    return fingerprint.split("+", 1)[1] if "+" in fingerprint else "torch"
+
+
 def model_fingerprint(settings: Settings) -> str:
     """The fingerprint the configured embedder will have, without loading it."""
     folder, _, _ = resolve_model(settings)

@@ -46,7 +46,6 @@ class FitParams:
     l2: float = 5.0  # L2 regularisation of the ranking model
     conf_l2: float = 5.0  # L2 regularisation of the confidence model
     margin: float = 1.0  # further quotes within this many logits of the best
-    extra_rule: str = "margin"  # which further quotes may follow the first (AnswerModel.extra_rule)
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def fit(data: Sequence[QuestionData], params: FitParams = FitParams()) -> Answer
     cw, cb = fit_logistic(qx, qy, params.conf_l2)
     conf = 1 / (1 + np.exp(-(qx @ cw + cb)))
     threshold = float(np.quantile(conf[qy == 1], 1 - params.answer_rate))
-    return AnswerModel(rank, cw, cb, threshold, params.margin, params.extra_rule)
+    return AnswerModel(rank, cw, cb, threshold, params.margin)
 
 
 def score(model: AnswerModel, data: Sequence[QuestionData]) -> dict[str, float]:
@@ -205,7 +204,7 @@ def model_json(model: AnswerModel, about: dict[str, object]) -> dict[str, object
             "rank": {"features": list(RANK_FEATURES), "weights": [float(v) for v in model.rank]},
             "confidence": {"features": list(_CONFIDENCE), "weights": [float(v) for v in model.conf],
                            "bias": model.conf_bias},
-            "threshold": model.threshold, "margin": model.margin, "extra_rule": model.extra_rule}
+            "threshold": model.threshold, "margin": model.margin}
 
 
 def honest_scores(engine: Any, questions: Sequence[Question], params: FitParams = FitParams(),

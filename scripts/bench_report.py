@@ -411,6 +411,24 @@ def write_report(out: Path, docs: Path) -> None:
                           f"{_f(full)} s for building it from scratch with the same (model-free) embedder.", ""]
                 summary.append(("adding 10 articles to a 1M-sentence index takes seconds, not a rebuild",
                                 f"{med:.1f} s (full build {_f(full, '.0f')} s)", med < 60 and not add["full"]))
+    scaling = _load(out, "scaling")
+    if scaling:
+        from bench_scaling import report as scaling_report
+
+        lines += ["## The two index backends at scale: FAISS + SQLite against PostgreSQL + pgvector", "",
+                  "`scripts/bench_scaling.py`, one run over news-dev and generated corpora of 100k and 1M sentences "
+                  "(method, and what to make of it: docs/SCALING.md).", "", scaling_report(scaling), ""]
+        top = scaling["corpora"].get("synth-1000000")
+        if top:
+            folder, pg = top["faiss+sqlite"], top["postgres"]
+            for emb, r in pg["serving"].items():
+                base = folder["serving"][emb]["p50_ms"]
+                summary.append((f"PostgreSQL ask p50 at 1M sentences at most 2x the folder's and 100 ms ({emb})",
+                                f"{r['p50_ms']:.1f} ms ({r['p50_ms'] / base:.2f}x)", r["p50_ms"] <= min(2 * base, 100)))
+                summary.append((f"the bot process on PostgreSQL under 600 MB RSS at 1M sentences ({emb})",
+                                f"{r['peak_rss_mib']:.0f} MiB", r["peak_rss_mib"] < 600))
+            summary.append(("PostgreSQL recall@10 at least 0.95 at 1M sentences", f"{pg['recall_at_10']:.3f}",
+                            pg["recall_at_10"] >= 0.95))
     table = ["## Targets", "", "| target | measured | |", "|---|---|---|"]
     table += [f"| {t} | {v} | {_ok(ok)} |" for t, v, ok in summary]
     table.append("")

@@ -264,3 +264,22 @@ class Store(ABC):
 def admitted(articles: Mapping[int, ArticleRow], days: Mapping[int, dt.date | None], where: SearchFilter) -> set[int]:
     """The article ids ``where`` admits, from in-memory article tables."""
     return {i for i, a in articles.items() if where.admits(a, days.get(i))}
+
+
+def check_model(recorded: Mapping[str, Any], embedder: Embedder, where: str) -> None:
+    """IndexMismatchError unless ``where`` (an index) was built by ``embedder``'s model and backend
+    (``recorded``: the name, fingerprint and dimension the index keeps)."""
+    from ..embed import backend_of
+    from ..errors import IndexMismatchError
+
+    if recorded.get("sha256") == embedder.fingerprint and recorded.get("dimension") == embedder.dimension:
+        return
+    built = f"{recorded.get('name')!r} on the {backend_of(str(recorded.get('sha256') or ''))} backend"
+    wanted = f"{embedder.name!r} on the {backend_of(embedder.fingerprint)} backend"
+    if recorded.get("dimension") != embedder.dimension:
+        built += f" (dimension {recorded.get('dimension')})"
+        wanted += f" (dimension {embedder.dimension})"
+    raise IndexMismatchError(
+        f"{where} was built with model {built}, but newsbot is configured for {wanted}: rebuild it with "
+        "`newsbot rebuild --full`, or set NEWSBOT_BACKEND (and NEWSBOT_MODEL) back to what built it")
+

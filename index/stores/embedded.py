@@ -53,6 +53,7 @@ from .base import (
     Store,
     StoreInfo,
     admitted,
+    check_model,
 )
 from .build import wire_signature
 
@@ -277,7 +278,7 @@ def _open_working_copy(index_dir: Path, generation: int, embedder: Embedder, *, 
     if not full:
         try:
             previous = read_manifest(index_dir)
-            _check_model(previous, embedder)
+            check_model(previous.get("model", {}), embedder, f"the index in {index_dir}")
             Snapshot.verify_files(index_dir, previous)
         except (IndexNotFoundError, IndexMismatchError) as e:
             if partial:
@@ -588,15 +589,6 @@ def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
                 p.unlink()
 
 
-def _check_model(manifest: dict[str, Any], embedder: Embedder) -> None:
-    model = manifest.get("model", {})
-    if model.get("sha256") != embedder.fingerprint or model.get("dimension") != embedder.dimension:
-        raise IndexMismatchError(
-            f"the index was built with model {model.get('name')!r} (sha256 {str(model.get('sha256'))[:12]}…, "
-            f"dimension {model.get('dimension')}) but the configured model is {embedder.name!r} "
-            f"(sha256 {embedder.fingerprint[:12]}…, dimension {embedder.dimension}): rebuild with "
-            "`newsbot rebuild --full`, or set NEWSBOT_MODEL back to the index's model"
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,7 +685,7 @@ class Snapshot(Reader):
 
         manifest = read_manifest(index_dir)
         if embedder is not None:
-            _check_model(manifest, embedder)
+            check_model(manifest.get("model", {}), embedder, f"the index in {index_dir}")
         cls.verify_files(index_dir, manifest, check_hash=True)
         db_path = index_dir / manifest["files"]["sqlite"]
         try:

@@ -41,7 +41,18 @@ from ..records import ArticleInfo, PassageView
 from ..sqlstate import DatabaseUnavailable, redact_url
 from ..terms import BM25_B, BM25_K1, TermStats
 from ..when import parse_day
-from .base import ArticleRow, Batch, ParsedArticle, Reader, SearchFilter, SentenceRow, StepFn, Store, StoreInfo
+from .base import (
+    ArticleRow,
+    Batch,
+    ParsedArticle,
+    Reader,
+    SearchFilter,
+    SentenceRow,
+    StepFn,
+    Store,
+    StoreInfo,
+    check_model,
+)
 from .build import wire_signature
 
 log = logging.getLogger(__name__)
@@ -543,12 +554,7 @@ class PostgresReader(Reader):
             state = _State(row[0], int(row[1]), row[2].isoformat(timespec="seconds") if row[2] else None,
                            dict(row[3] or {}), row[4], int(row[5]), int(row[6]), int(row[7]))
             if embedder is not None:
-                model = state.model
-                if model.get("sha256") != embedder.fingerprint or model.get("dimension") != embedder.dimension:
-                    raise IndexMismatchError(
-                        f"the database's index was built with model {model.get('name')!r} (dimension "
-                        f"{model.get('dimension')}) but the configured model is {embedder.name!r} (dimension "
-                        f"{embedder.dimension}): rebuild with `newsbot rebuild --full`")
+                check_model(state.model, embedder, f"the index in {store.describe()}")
             s = state.schema
             articles: dict[int, ArticleRow] = {}
             days: dict[int, dt.date | None] = {}
