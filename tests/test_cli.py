@@ -229,3 +229,27 @@ def test_the_status_line_is_shown_and_rubbed_out_on_a_terminal_only() -> None:
     with Status("Loading the model…", pipe):
         pass
     assert pipe.getvalue() == ""
+
+
+def test_the_readme_transcript_is_what_the_terminal_chat_prints(seed_index: Path) -> None:
+    """README.md shows a piped question and its answer: the output must still be exactly that."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    assert block[0].startswith("$ printf '")
+    question = block[0].split("'", 2)[1].removesuffix("\\n")
+    env = {k: v for k, v in os.environ.items() if k != "NEWSBOT_LOG_LEVEL"}
+    r = subprocess.run([sys.executable, "-m", "index", "ask", "--index", str(seed_index)], input=question + "\n",
+                       capture_output=True, text=True, cwd=ROOT, env={**env, "HF_HUB_OFFLINE": "1"}, timeout=180)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.splitlines() == block[1:]
+
+
+@pytest.mark.model
+def test_run_rebuilds_a_folder_built_by_another_backend_and_answers(tmp_path: Path) -> None:
+    env = {"NEWSBOT_INDEX_DIR": str(tmp_path / "ix"), "NEWSBOT_CORPUS_DIR": str(ROOT / "corpus")}
+    r = newsbot("rebuild", env={**env, "NEWSBOT_BACKEND": "torch"})
+    assert r.returncode == 0, r.stderr
+    r = newsbot("run", stdin="Where is Chery opening its European headquarters?\n", env={**env, "NEWSBOT_BACKEND": "onnx-int8"})
+    assert r.returncode == 0, r.stderr
+    assert "on the torch backend" in r.stderr and "Rebuilding" in r.stderr
+    assert "Liverpool" in r.stdout

@@ -121,7 +121,7 @@ def test_load_errors_say_how_to_fix(tmp_path: Path, hashing_embedder) -> None:  
         Snapshot.open(tmp_path / "none")
     ix = tmp_path / "ix"
     build_index(ix, load_corpus(make_corpus(tmp_path / "c")), hashing_embedder)
-    with pytest.raises(IndexMismatchError, match="rebuild with `newsbot rebuild --full`"):
+    with pytest.raises(IndexMismatchError, match=r"dimension 384\), but .* \(dimension 128\): rebuild it with `newsbot rebuild --full`"):
         Snapshot.open(ix, HashingEmbedder(dimension=128))
     m = json.loads((ix / "manifest.json").read_text())
 
@@ -164,3 +164,15 @@ def test_fts_search_is_safe_with_search_syntax(tmp_path: Path, hashing_embedder)
             snap.lexical(content_words(q), 5)
         except sqlite3.Error as e:  # pragma: no cover - the failure this test guards against
             pytest.fail(f"{q!r}: {e}")
+
+
+def test_an_index_built_on_another_embedding_backend_is_named_in_the_refusal(tmp_path: Path, hashing_embedder) -> None:  # type: ignore[no-untyped-def]
+    """A changed NEWSBOT_BACKEND (torch to onnx-int8): the message says which backend built the index."""
+    from index.embed import HashingEmbedder
+
+    ix = tmp_path / "ix"
+    build_index(ix, load_corpus(make_corpus(tmp_path / "c")), hashing_embedder)
+    other = HashingEmbedder()
+    other.fingerprint = hashing_embedder.fingerprint + "+onnx-int8"
+    with pytest.raises(IndexMismatchError, match="on the torch backend, but newsbot is configured for .* on the onnx-int8 backend"):
+        Snapshot.open(ix, other)

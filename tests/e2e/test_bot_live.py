@@ -199,7 +199,7 @@ def cites(reply: dict, url: str, expect: str) -> bool:
     description = reply["embeds"][0]["description"]
     quotes, _, sources = description.partition("**Sources**")
     # The link is the article's URL, with a text fragment that scrolls to the quote.
-    return expect in quotes and re.search(rf"\]\({re.escape(url)}(#:~:text=[^)\s]*)?\)", sources) is not None
+    return expect in quotes.replace("**", "") and re.search(rf"\]\({re.escape(url)}(#:~:text=[^)\s]*)?\)", sources) is not None
 
 
 def answered_from(fake: FakeDiscord, question: str, url: str, expect: str, timeout: float) -> tuple[dict, int]:
