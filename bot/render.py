@@ -760,3 +760,59 @@ __all__ = [
     "thread_name",
     "choice_text",
 ]
+
+
+# --- /help and /about -------------------------------------------------------------------------------
+
+GUIDE_COLOUR = 0x5865F2
+
+HELP_TEXT = """\
+**Ask a question** with `/ask question:…`, or mention me in a message. I answer by quoting the \
+sentences of the news articles that answer it, each with a numbered citation [1] that links to \
+the article; the answer itself is in **bold**. When the articles don't say, I say so instead of \
+guessing.
+
+**Narrow it down** with the options of `/ask`:
+• `source:` only one outlet, e.g. `source: BBC`
+• `since:` and `until:` only articles published in that window, e.g. `since: 2024-05-01`
+• a question that says when ("this week", "recently") is read against the day you ask it
+
+**Follow-ups**: my answer to a mention opens a thread; ask more there without mentioning me.
+
+**The buttons** under an answer: **Passages** shows each quote in its paragraph; 👍 and 👎 tell \
+the server's admins whether the quote was right.
+
+**More**: `/sources [query]` lists the articles I can quote; `/about` says how many there are and \
+how fresh. Members with Manage Server can `/feeds add` a feed, `/add` an article and `/reload`."""
+
+
+def render_help() -> Payload:
+    """``/help``: how to ask, the filters with examples, what the buttons do."""
+    return fit_payload(Payload(embeds=({"title": "How to ask me about the news", "description": HELP_TEXT,
+                                        "color": GUIDE_COLOUR},)))
+
+
+def render_about(info: dict[str, Any], articles: Sequence[ArticleInfo], feeds: Sequence[Any] | None,
+                 model: str) -> Payload:
+    """``/about``: what the index holds (articles, outlets, the oldest and newest dates, when it was
+    last updated), the feeds followed (None: feeds are not set up here) and the model."""
+    dates = sorted(a.published[:10] for a in articles if a.published)
+    outlets = sorted({a.source for a in articles if a.source}, key=str.lower)
+    shown = ", ".join(escape_fit(o, 60) for o in outlets[:15])
+    if len(outlets) > 15:
+        shown += f" and {len(outlets) - 15} more"
+    lines = [f"**Articles**: {len(articles):,} ({int(info.get('sentences') or 0):,} sentences)",
+             f"**Outlets ({len(outlets)})**: {shown or 'none named'}",
+             f"**Published**: {dates[0]} to {dates[-1]}" if dates else "**Published**: no article is dated",
+             f"**Index updated**: {escape_fit(str(info.get('built_at') or 'unknown'), 40)}"]
+    if feeds is None:
+        lines.append("**Feeds**: not followed here (the index is updated by its admins)")
+    else:
+        active = [f for f in feeds if not f.disabled]
+        names = ", ".join(escape_fit(f.title or f.url, 60) for f in active[:10])
+        more = f" and {len(active) - 10} more" if len(active) > 10 else ""
+        off = f"; {len(feeds) - len(active)} disabled" if len(feeds) > len(active) else ""
+        lines.append(f"**Feeds followed ({len(active)}{off})**: {names + more or 'none yet'}")
+    lines.append(f"**Model**: {escape_fit(model, 120)}")
+    return fit_payload(Payload(embeds=({"title": "About these news", "description": "\n".join(lines),
+                                        "color": GUIDE_COLOUR},)))

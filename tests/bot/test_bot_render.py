@@ -240,3 +240,25 @@ def test_thread_name_and_choices() -> None:
     assert R.dlen(R.thread_name("x" * 500)) <= 100
     assert R.thread_name("   ") == "newsbot answer"
     assert R.choice_text("x" * 101) is None and R.choice_text(" Daily  Planet ") == "Daily Planet"
+
+
+def test_about_lists_the_dates_outlets_and_feeds() -> None:
+    from types import SimpleNamespace
+
+    from bot.render import payload_problems, render_about
+    from index.records import ArticleInfo
+
+    arts = [ArticleInfo(f"a{i}", f"T{i}", src, None, day, 10) for i, (src, day) in
+            enumerate([("BBC", "2024-05-02T10:00:00"), ("CNN", "2023-11-30"), ("bbc", None), (None, "2024-06-01")])]
+    feeds = [SimpleNamespace(url="https://a.example/rss", title="A *news*", disabled=False),
+             SimpleNamespace(url="https://b.example/rss", title=None, disabled=True)]
+    info = {"sentences": 40, "built_at": "2024-06-02T08:00:00+00:00"}
+    payload = render_about(info, arts, feeds, "all-MiniLM-L6-v2 (onnx-int8)")
+    text = payload.embeds[0]["description"]
+    assert "**Articles**: 4 (40 sentences)" in text
+    assert "**Outlets (3)**: BBC, bbc, CNN" in text
+    assert "**Published**: 2023-11-30 to 2024-06-01" in text
+    assert "**Feeds followed (1; 1 disabled)**: A \\*news\\*" in text  # a feed's title is escaped
+    assert "**Index updated**: 2024-06-02T08:00:00+00:00" in text
+    assert not payload_problems(payload)
+    assert "not followed here" in render_about(info, arts, None, "m").embeds[0]["description"]

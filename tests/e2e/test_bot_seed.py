@@ -99,7 +99,7 @@ def assert_cited_answer(message: dict, question: str, expect: str) -> str:
 
 def test_command_schema_synced(fake: FakeDiscord) -> None:
     commands = {c["name"]: c for c in fake.commands(fake.ids.guild_id)}
-    assert set(commands) == {"ask", "sources", "reload", "feeds", "add"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about"}
     assert fake.commands() == []  # DISCORD_GUILD_ID set: nothing global
     options = {o["name"]: o for o in commands["ask"]["options"]}
     assert list(options) == ["question", "source", "since", "until"]
@@ -220,6 +220,35 @@ def test_other_bots_and_unaddressed_messages_are_ignored(fake: FakeDiscord) -> N
 
 
 # --- /reload ---------------------------------------------------------------------------------------
+
+
+def test_help_tells_a_member_privately_how_to_ask_filter_and_use_the_buttons(fake: FakeDiscord) -> None:
+    interaction = fake.send_slash("help")
+    reply = interaction.wait_response(30)
+    assert interaction.callback_type == C.CB_CHANNEL_MESSAGE and reply["ephemeral"] is True
+    assert interaction.ack_latency < DEADLINE
+    [embed] = reply["embeds"]
+    text = embed["description"]
+    for needed in ("/ask", "source:", "since:", "until:", "Passages", "👍", "/sources", "/about"):
+        assert needed in text, needed
+    assert_quiet(reply)
+
+
+def test_about_gives_the_real_index_figures(fake: FakeDiscord) -> None:
+    interaction = fake.send_slash("about")
+    reply = interaction.wait_response(30)
+    assert interaction.callback_type == C.CB_DEFERRED_CHANNEL_MESSAGE and interaction.ack_latency < DEADLINE
+    assert reply["ephemeral"] is True
+    [embed] = reply["embeds"]
+    lines = embed["description"].splitlines()
+    about = {line.split("**: ", 1)[0].lstrip("*"): line.split("**: ", 1)[1] for line in lines}
+    # The seed corpus: two articles (../shared/seeds), one of them from Motoring Research.
+    assert about["Articles"].startswith("2 (38 sentences)")
+    assert "Motoring Research" in about["Outlets (1)"]
+    assert about["Published"] == "no article is dated"  # the seed articles carry no date
+    assert about["Model"] == "all-MiniLM-L6-v2 (onnx-int8)"
+    assert any(k.startswith("Feeds") for k in about) and about["Index updated"] != "unknown"
+    assert_quiet(reply)
 
 
 def test_reload_is_refused_without_manage_server(fake: FakeDiscord) -> None:
