@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from index.errors import NewsbotError
 from index.records import Answer, Citation
-from index.sqlstate import SqliteStateDB, StateDB, open_postgres_state, table_names
+from index.sqlstate import SqliteStateDB, StateDB, open_postgres_state, statements, table_names
 
 if TYPE_CHECKING:
     from index.config import Settings
@@ -153,9 +153,8 @@ def _open_sqlite(path: Path) -> SqliteStateDB:
                 f"{path} was written by a newer newsbot (schema {version} > {SCHEMA_VERSION}): "
                 "upgrade newsbot or point NEWSBOT_FEEDBACK_DB at another file"
             )
-        for statement in (s.strip() for s in _SQLITE_SCHEMA.split(";")):
-            if statement:
-                db.execute(statement)
+        for statement in statements(_SQLITE_SCHEMA):
+            db.execute(statement)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except sqlite3.Error as e:
         db.close()

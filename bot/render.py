@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from discord.utils import escape_markdown, escape_mentions
 
 from index.config import format_duration
+from index.highlight import pieces
 from index.records import Answer, ArticleInfo, Citation, PassageView
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -224,16 +225,12 @@ def escape_fit(text: str | None, limit: int, *, keep_end: bool = False) -> str:
 def escape_bold(text: str, spans: Sequence[tuple[int, int]]) -> str:
     """``text`` escaped (:func:`escape`) with the character ranges ``spans`` in bold: the quote's
     answer (index/highlight.py). The text itself is unchanged; only ``**`` is added around them."""
-    out, pos = [], 0
-    for a, b in sorted(spans):
-        if a < pos or b <= a or b > len(text):
-            continue
-        out.append(_escape_keeping_spaces(text[pos:a]))
-        inner = escape(text[a:b])
-        out.append(f"**{inner}**" if inner else "")
-        pos = b
-    out.append(_escape_keeping_spaces(text[pos:]))
+    out = [_bold(escape(p)) if answer else _escape_keeping_spaces(p) for p, answer in pieces(text, spans)]
     return re.sub(" {2,}", " ", "".join(out)).strip()
+
+
+def _bold(escaped: str) -> str:
+    return f"**{escaped}**" if escaped else ""
 
 
 def _escape_keeping_spaces(part: str) -> str:
@@ -797,7 +794,7 @@ def render_about(info: dict[str, Any], articles: Sequence[ArticleInfo], feeds: S
     """``/about``: what the index holds (articles, outlets, the oldest and newest dates, when it was
     last updated), the feeds followed (None: feeds are not set up here) and the model."""
     dates = sorted(a.published[:10] for a in articles if a.published)
-    outlets = sorted({a.source for a in articles if a.source}, key=str.lower)
+    outlets = sorted({a.source for a in articles if a.source}, key=lambda o: (o.lower(), o))
     shown = ", ".join(escape_fit(o, 60) for o in outlets[:15])
     if len(outlets) > 15:
         shown += f" and {len(outlets) - 15} more"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from . import logs
 from .config import Settings
 from .errors import ConfigError, IndexMismatchError, IndexNotFoundError, NewsbotError, QuestionError
+from .highlight import pieces
 from .records import Answer
 
 if TYPE_CHECKING:
@@ -233,7 +234,9 @@ def format_answer(answer: Answer, *, bold: bool = False) -> str:
     lines = []
     for q in answer.quotes:
         marks = "".join(f"[{n}]" for n in q.citations)
-        lines.append(f"“{_with_bold(q.text, q.answer_spans) if bold else q.text}” {marks}")
+        text = "".join(f"{BOLD}{p}{PLAIN}" if answer else p for p, answer in pieces(q.text, q.answer_spans)) \
+            if bold else q.text
+        lines.append(f"“{text}” {marks}")
     lines.append("")
     lines.append("Sources:")
     for c in answer.citations:
@@ -243,15 +246,6 @@ def format_answer(answer: Answer, *, bold: bool = False) -> str:
             lines.append(f"      {c.link or c.url}")
     lines.append(f"(confidence {answer.confidence:.2f})")
     return "\n".join(lines)
-
-
-def _with_bold(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    out, pos = [], 0
-    for a, b in sorted(spans):
-        if a >= pos:
-            out += [text[pos:a], BOLD, text[a:b], PLAIN]
-            pos = b
-    return "".join(out) + text[pos:]
 
 
 def _answer_stream(engine: object, questions: TextIO, out: TextIO, args: argparse.Namespace, *, prompt: bool) -> int:
@@ -290,15 +284,9 @@ def _answer_one(engine: object, question: str, out: TextIO, args: argparse.Names
     if getattr(args, "json", False):
         out.write(json.dumps(answer.to_json(), ensure_ascii=False) + "\n")
     else:
-        out.write(format_answer(answer, bold=_is_terminal(out)) + "\n")
+        out.write(format_answer(answer, bold=logs.is_terminal(out) and not os.environ.get("NO_COLOR")) + "\n")
     out.flush()
     return 0
-
-
-def _is_terminal(out: TextIO) -> bool:
-    """Bold only on a terminal that shows it (not a pipe or a file, not NO_COLOR, not TERM=dumb)."""
-    isatty = getattr(out, "isatty", None)
-    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def ask(settings: Settings, args: argparse.Namespace) -> int:
@@ -549,19 +537,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from bot.__main__ import main as bot_main
 
         return bot_main([])
-    with logs.Status("Loading the model and the index…"):
-        embedder = embedder or load_embedder(settings)  # the model once, even after a first build
-        try:
-            engine = Engine.open(settings, embedder=embedder)
-        except IndexMismatchError as e:
-            if settings.uses_database:
-                raise  # a shared archive is rebuilt on purpose, not as a side effect of `run`
-            engine = None
-            mismatch = e
-    if engine is None:
+    if embedder is None:
+        with logs.Status("Loading the model…"):
+            embedder = load_embedder(settings)  # once, even after a first build
+    try:
+        engine = Engine.open(settings, embedder=embedder)
+    except IndexMismatchError as e:
+        if settings.uses_database:
+            raise  # a shared archive is rebuilt on purpose, not as a side effect of `run`
         # The folder was built by another model or embedding backend (NEWSBOT_BACKEND changed):
         # build it again for this one, as a first run builds it.
-        print(f"{mismatch}\nRebuilding {settings.index_dir} for the configured model.", file=sys.stderr)
+        print(f"{e}\nRebuilding {settings.index_dir} for the configured model.", file=sys.stderr)
         code = rebuild(settings, full=True, embedder=embedder)
         if code:
             return code

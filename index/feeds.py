@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import NewsbotError
-from .sqlstate import SqliteStateDB, StateDB, open_postgres_state, table_names
+from .sqlstate import SqliteStateDB, StateDB, open_postgres_state, statements, table_names
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -173,7 +173,7 @@ def _open_sqlite(state_dir: Path) -> SqliteStateDB:
         raise FeedStoreError(f"cannot open the feed state {path}: {e}") from e
     try:
         with db.transaction() as tx:
-            for statement in _statements(_SQLITE_SCHEMA):
+            for statement in statements(_SQLITE_SCHEMA):
                 tx.execute(statement)
             row = tx.query_one("SELECT value FROM meta WHERE key='schema'")
             if row is None:
@@ -379,7 +379,3 @@ class FeedStore:
 
 def _article(row: Sequence[Any]) -> StoredArticle:
     return StoredArticle(*row[:8], bool(row[8]))
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]

@@ -14,6 +14,7 @@ published release, and its entity types did not improve held-out answers (docs/E
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .terms import STOPWORDS, words
 
@@ -91,3 +92,21 @@ def _trim_name(sentence: str, start: int, end: int) -> tuple[int, int, str]:
     if start == 0 and " " not in stripped:
         return start, end, ""  # one capitalised word opening the sentence: too often just the start
     return start, end, stripped
+
+
+def pieces(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """``text`` cut at ``spans`` into (piece, is the answer) in order, for whoever shows the bold
+    (Discord markdown, a terminal); overlapping, empty or out-of-range spans are skipped."""
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for a, b in sorted(spans):
+        if a < pos or b <= a or b > len(text):
+            continue
+        if a > pos:
+            out.append((text[pos:a], False))
+        out.append((text[a:b], True))
+        pos = b
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
+

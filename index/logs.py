@@ -56,6 +56,12 @@ def _level(level: str | int) -> int:
     return value if isinstance(value, int) else logging.INFO
 
 
+def is_terminal(stream: TextIO) -> bool:
+    """A terminal that shows control sequences (not a pipe or a file, not TERM=dumb)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
 class Status:
     """One status line on a terminal ("Loading the model…"), rubbed out when the work is done;
     nothing at all when ``stream`` is not a terminal (a pipe, a file, CI)."""
@@ -63,8 +69,7 @@ class Status:
     def __init__(self, text: str, stream: TextIO | None = None) -> None:
         self.text = text
         self.stream = stream or sys.stderr
-        isatty = getattr(self.stream, "isatty", None)
-        self.shown = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+        self.shown = is_terminal(self.stream)
 
     def __enter__(self) -> Status:
         if self.shown:

@@ -76,6 +76,11 @@ def table_names(db: StateDB, postgres_names: Mapping[str, str]) -> dict[str, str
     return {k: (v if db.dialect == POSTGRES else k) for k, v in postgres_names.items()}
 
 
+def statements(script: str) -> list[str]:
+    """The statements of a schema script (no ``;`` inside a statement)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
 def redact_url(url: str) -> str:
     """A database URL without its password, for messages and logs."""
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
