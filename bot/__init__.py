@@ -1,7 +1,7 @@
 """newsbot's Discord bot: answers questions about the indexed news articles by quoting them.
 
 Start it with ``python -m bot`` (see ``python -m bot --help``). It reads DISCORD_TOKEN and the
-other settings from the environment or ``.env`` (:class:`index.config.Settings`).
+other settings from the environment or ``.env`` (:class:`bot.config.BotSettings`).
 
 Discord set-up: invite the application with the ``bot`` and ``applications.commands`` scopes
 and the Send Messages, Send Messages in Threads, Create Public Threads, Embed Links and Read

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from index.config import Settings
+    from .config import BotSettings
 
 log = logging.getLogger("bot")
 
@@ -116,7 +116,7 @@ def use_test_endpoints(api_base: str, gateway: str) -> None:
         log.warning("using a test Discord gateway at %s", gateway)
 
 
-async def run(settings: Settings, **bot_options: Any) -> None:
+async def run(settings: BotSettings, **bot_options: Any) -> None:
     """Run the bot until it is closed (SIGTERM closes it cleanly)."""
     from .client import NewsBot
 
@@ -138,14 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import aiohttp
     import discord
 
-    from index.config import Settings
     from index.errors import ConfigError, NewsbotError
+
+    from .config import BotSettings
 
     if args.env_file is not None and not args.env_file.is_file():
         print(f"newsbot: --env-file {args.env_file} is not a file", file=sys.stderr)
         return 2
     try:
-        settings = Settings.from_env(dotenv=args.env_file, log_level=args.log_level)
+        settings = BotSettings.from_env(dotenv=args.env_file, log_level=args.log_level)
     except ConfigError as e:
         print(f"newsbot: {e}", file=sys.stderr)
         return 2
@@ -184,6 +185,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("stopped")
     return 0
+
+
+class _Frontend:
+    """``newsbot run``'s way in (the ``newsbot.frontends`` entry point): the bot when DISCORD_TOKEN is set."""
+
+    @staticmethod
+    def configured() -> bool:
+        from .config import BotSettings
+
+        return bool(BotSettings.from_env().discord_token)
+
+    @staticmethod
+    def main(argv: Sequence[str]) -> int:
+        return main(argv)
+
+
+frontend = _Frontend()
 
 
 if __name__ == "__main__":

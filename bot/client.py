@@ -28,8 +28,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from index.config import Settings
-
+from .config import BotSettings
 from .cooldown import Cooldown
 from .feedback import FeedbackStore, open_feedback_store
 from .live import Live
@@ -67,7 +66,7 @@ class EngineLike(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
-def open_engine(settings: Settings) -> EngineLike:
+def open_engine(settings: BotSettings) -> EngineLike:
     """Load the model and the index (slow: seconds). Call it in a worker thread."""
     from index.engine import Engine  # heavy imports (torch, faiss) happen here, not at import time
 
@@ -95,7 +94,7 @@ class NewsTree(app_commands.CommandTree):
         await apologise(interaction, text)
 
 
-def shard_options(settings: Settings) -> dict[str, Any]:
+def shard_options(settings: BotSettings) -> dict[str, Any]:
     """The shard arguments of ``commands.AutoShardedBot`` the settings ask for (none when unsharded)."""
     if settings.shard_count is None:
         return {}
@@ -105,13 +104,13 @@ def shard_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def runs_shard_zero(settings: Settings) -> bool:
+def runs_shard_zero(settings: BotSettings) -> bool:
     """Whether this process runs shard 0 (or is unsharded): the one that syncs the application
     commands, gets the direct messages and runs the in-process watcher."""
     return settings.shard_count is None or not settings.shard_ids or 0 in settings.shard_ids
 
 
-def describe_shards(settings: Settings) -> str:
+def describe_shards(settings: BotSettings) -> str:
     """The shards this process runs, for the logs."""
     count, ids = settings.shard_count, settings.shard_ids
     if count is None:
@@ -129,16 +128,16 @@ class NewsBot(commands.Bot):
     ``NewsBot(settings)`` with ``NEWSBOT_SHARD_COUNT`` set gives a :class:`ShardedNewsBot`.
     """
 
-    def __new__(cls, settings: Settings, *args: Any, **kwargs: Any) -> NewsBot:
+    def __new__(cls, settings: BotSettings, *args: Any, **kwargs: Any) -> NewsBot:
         if cls is NewsBot and settings.shard_count is not None:
             cls = ShardedNewsBot
         return super().__new__(cls)
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BotSettings,
         *,
-        engine_factory: Callable[[Settings], EngineLike] = open_engine,
+        engine_factory: Callable[[BotSettings], EngineLike] = open_engine,
     ) -> None:
         # newsbot never joins a voice channel: don't warn at start-up that voice libraries are missing.
         discord.VoiceClient.warn_nacl = False

@@ -27,7 +27,7 @@ from index.records import Answer, Citation
 from index.sqlstate import SqliteStateDB, StateDB, open_postgres_state, statements, table_names
 
 if TYPE_CHECKING:
-    from index.config import Settings
+    from .config import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ _ANSWER_COLUMNS = ("answer_id", "created_at", "question", "rendered", "confidenc
 _FEEDBACK_COLUMNS = ("answer_id", "user_hash", "vote", "question", "answer", "created_at", "updated_at")
 
 
-def open_feedback_store(settings: Settings) -> FeedbackStore:
+def open_feedback_store(settings: BotSettings) -> FeedbackStore:
     """The answers and votes: in the database when NEWSBOT_DATABASE_URL is set, else in the SQLite
     file NEWSBOT_FEEDBACK_DB."""
     db = open_postgres_state(settings, "newsbot-feedback") if settings.uses_database else _open_sqlite(settings.feedback_db)

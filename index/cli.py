@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from . import logs
 from .config import Settings
@@ -115,7 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the Discord bot if DISCORD_TOKEN is set, else a terminal chat")
     run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
     index_arg(run)
+    for entry in entry_points(group="newsbot.commands"):  # e.g. `newsbot feedback`, from the bot package
+        entry.load()(sub)
     return p
+
+
+class Frontend(Protocol):
+    """What ``newsbot run`` starts instead of the terminal chat: found through the ``newsbot.frontends``
+    entry points (the Discord bot registers one), so this package never imports a front end."""
+
+    def configured(self) -> bool:
+        """Whether its settings (e.g. DISCORD_TOKEN) are there, so ``run`` should start it."""
+        ...
+
+    def main(self, argv: Sequence[str]) -> int: ...
+
+
+def configured_frontend() -> Frontend | None:
+    """The first installed front end whose settings are present, or None (the terminal chat)."""
+    for entry in entry_points(group="newsbot.frontends"):
+        frontend: Frontend = entry.load()
+        if frontend.configured():
+            return frontend
+    return None
 
 
 def _duration(value: str) -> float:
@@ -533,10 +556,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         code = rebuild(settings, embedder=embedder)
         if code:
             return code
-    if settings.discord_token:
-        from bot.__main__ import main as bot_main
-
-        return bot_main([])
+    frontend = configured_frontend()
+    if frontend is not None:
+        return frontend.main([])
     if embedder is None:
         with logs.Status("Loading the model…"):
             embedder = load_embedder(settings)  # once, even after a first build
@@ -563,7 +585,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 def _log_level(settings: Settings, args: argparse.Namespace) -> str:
     """The terminal chat (``ask``, and ``run`` with no bot) shows answers, not log lines, unless
     NEWSBOT_LOG_LEVEL asks for them; other commands log newsbot's progress at INFO."""
-    chat = args.command == "ask" or (args.command == "run" and not settings.discord_token)
+    chat = args.command == "ask" or (args.command == "run" and configured_frontend() is None)
     return "WARNING" if chat and not os.environ.get("NEWSBOT_LOG_LEVEL") else settings.log_level
 
 
@@ -594,6 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return watch(settings, args)
         if args.command == "db":
             return database(settings, args)
+        if hasattr(args, "func"):  # a subcommand from the newsbot.commands entry points
+            return int(args.func(args, settings))
     except NewsbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

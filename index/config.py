@@ -112,23 +112,6 @@ def _secrets(value: str) -> tuple[Secret, ...]:
     return tuple(Secret(x.strip()) for x in value.split(",") if x.strip())
 
 
-def _shard_ids(value: str) -> tuple[int, ...]:
-    """NEWSBOT_SHARD_IDS: shard numbers and ranges, ``0,1``, ``0-3`` or ``0-3,6`` (sorted, each once)."""
-    ids: list[int] = []
-    for part in (p.strip() for p in value.split(",")):
-        first, dash, last = part.partition("-")
-        if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
-            raise ValueError(f"{part!r} is not a shard number or a range like 0-3")
-        low, high = int(first), int(last) if dash else int(first)
-        if high < low:
-            raise ValueError(f"the range {part!r} runs backwards")
-        ids.extend(range(low, high + 1))
-    twice = sorted({i for i in ids if ids.count(i) > 1})
-    if twice:
-        raise ValueError(f"shard {twice[0]} is listed twice")
-    return tuple(sorted(ids))
-
-
 def _private_urls(value: str) -> tuple[str, ...]:
     """NEWSBOT_ALLOW_PRIVATE_URLS: "1"/"true" = every address (``("*",)``), else a comma-separated
     list of host names and networks (``intranet.example, 10.0.0.0/8``), "" or "0" = none."""
@@ -167,26 +150,7 @@ class Settings:
     )
     nprobe: int | None = field(default=None, metadata={"env": "NEWSBOT_NPROBE", "parse": _opt_int})
     log_level: str = field(default="INFO", metadata={"env": "NEWSBOT_LOG_LEVEL", "parse": str})
-    # Discord
-    discord_token: Secret = field(
-        default_factory=lambda: Secret(""), metadata={"env": "DISCORD_TOKEN", "parse": Secret}
-    )
-    discord_guild_id: int | None = field(
-        default=None, metadata={"env": "DISCORD_GUILD_ID", "parse": _opt_int}
-    )
-    cooldown_seconds: float = field(
-        default=5.0, metadata={"env": "NEWSBOT_COOLDOWN_SECONDS", "parse": float}
-    )
-    feedback_db: Path = field(
-        default=PROJECT_ROOT / "data" / "feedback.sqlite3",
-        metadata={"env": "NEWSBOT_FEEDBACK_DB", "parse": _path},
-    )
-    # Several processes: one per range of Discord shards (only the one with shard 0 syncs commands
-    # and runs the NEWSBOT_WATCH watcher).
-    shard_count: int | None = field(default=None, metadata={"env": "NEWSBOT_SHARD_COUNT", "parse": _opt_int})
-    shard_ids: tuple[int, ...] = field(default=(), metadata={"env": "NEWSBOT_SHARD_IDS", "parse": _shard_ids})
     # Live news: feeds, article links and the watcher (docs/INGEST.md)
-    watch: bool = field(default=False, metadata={"env": "NEWSBOT_WATCH", "parse": _bool})
     feed_interval: float = field(default=900.0, metadata={"env": "NEWSBOT_FEED_INTERVAL", "parse": _duration})
     feed_max_failures: int = field(default=6, metadata={"env": "NEWSBOT_FEED_MAX_FAILURES", "parse": int})
     retention_days: int | None = field(default=None, metadata={"env": "NEWSBOT_RETENTION_DAYS", "parse": _opt_int})
@@ -199,7 +163,6 @@ class Settings:
     allow_private_urls: tuple[str, ...] = field(
         default=(), metadata={"env": "NEWSBOT_ALLOW_PRIVATE_URLS", "parse": _private_urls}
     )
-    index_poll_seconds: float = field(default=2.0, metadata={"env": "NEWSBOT_INDEX_POLL_SECONDS", "parse": float})
     # PostgreSQL + pgvector instead of the index folder (docs/SCALING.md)
     database_url: Secret = field(
         default_factory=lambda: Secret(""), metadata={"env": "NEWSBOT_DATABASE_URL", "parse": Secret}
@@ -210,9 +173,6 @@ class Settings:
     db_pool_size: int = field(default=8, metadata={"env": "NEWSBOT_DB_POOL_SIZE", "parse": int})
     db_timeout: float = field(default=5.0, metadata={"env": "NEWSBOT_DB_TIMEOUT_SECONDS", "parse": float})
     hnsw_ef_search: int = field(default=100, metadata={"env": "NEWSBOT_HNSW_EF_SEARCH", "parse": int})
-    # Only for tests against a local Discord stand-in: where discord.py sends REST and gateway traffic.
-    discord_api_base: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_API_BASE", "parse": str})
-    discord_gateway: str = field(default="", metadata={"env": "NEWSBOT_DISCORD_GATEWAY", "parse": str})
 
     @classmethod
     def from_env(
@@ -260,15 +220,6 @@ class Settings:
             raise ConfigError("NEWSBOT_MAX_QUESTION_CHARS must be at least 1")
         if self.nprobe is not None and self.nprobe < 1:
             raise ConfigError("NEWSBOT_NPROBE must be at least 1 (or empty: the value the rebuild tuned)")
-        if self.cooldown_seconds < 0:
-            raise ConfigError("NEWSBOT_COOLDOWN_SECONDS must not be negative")
-        if self.shard_count is not None and self.shard_count < 1:
-            raise ConfigError("NEWSBOT_SHARD_COUNT must be at least 1 (or empty: one unsharded connection)")
-        if self.shard_ids and self.shard_count is None:
-            raise ConfigError("NEWSBOT_SHARD_IDS needs NEWSBOT_SHARD_COUNT (the total number of shards of the bot)")
-        if self.shard_ids and self.shard_count is not None and max(self.shard_ids) >= self.shard_count:
-            raise ConfigError(f"NEWSBOT_SHARD_IDS: shard {max(self.shard_ids)} does not exist with "
-                              f"NEWSBOT_SHARD_COUNT={self.shard_count} (shards are numbered 0 to {self.shard_count - 1})")
         if self.feed_max_failures < 1:
             raise ConfigError("NEWSBOT_FEED_MAX_FAILURES must be at least 1")
         if self.retention_days is not None and self.retention_days < 1:
@@ -281,8 +232,6 @@ class Settings:
             raise ConfigError("NEWSBOT_HOST_DELAY_SECONDS must not be negative")
         if self.fetch_concurrency < 1:
             raise ConfigError("NEWSBOT_FETCH_CONCURRENCY must be at least 1")
-        if self.index_poll_seconds <= 0:
-            raise ConfigError("NEWSBOT_INDEX_POLL_SECONDS must be positive")
         url = self.database_url.reveal()
         for u in (url, *(r.reveal() for r in self.database_read_urls)):
             if u and not u.startswith(("postgresql://", "postgres://")):

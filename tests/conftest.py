@@ -161,7 +161,7 @@ def pg_replica(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
 def state_settings(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings whose shared state (feeds, answers and votes) is in SQLite files under ``tmp_path``,
     or in a fresh PostgreSQL database (NEWSBOT_DATABASE_URL): the tests that take it run on both."""
-    from index.config import Settings
+    from bot.config import BotSettings as Settings  # the engine's settings and the bot's feedback database
 
     env = {"NEWSBOT_CORPUS_DIR": str(tmp_path / "corpus"), "NEWSBOT_INDEX_DIR": str(tmp_path / "index"),
            "NEWSBOT_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3")}

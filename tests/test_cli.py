@@ -253,3 +253,14 @@ def test_run_rebuilds_a_folder_built_by_another_backend_and_answers(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     assert "on the torch backend" in r.stderr and "Rebuilding" in r.stderr
     assert "Liverpool" in r.stdout
+
+
+def test_run_finds_the_discord_bot_through_an_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`newsbot run` starts the bot when DISCORD_TOKEN is set, without the engine's CLI importing it."""
+    import bot.__main__
+    from index.cli import configured_frontend
+
+    monkeypatch.setenv("DISCORD_TOKEN", "a.b.c")
+    assert configured_frontend() is bot.__main__.frontend
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    assert configured_frontend() is None

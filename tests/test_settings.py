@@ -8,13 +8,26 @@ from dataclasses import fields
 import pytest
 from support import ROOT
 
+from bot.config import BotSettings
 from index.config import Settings, parse_duration
 from index.errors import ConfigError
 
 
 def test_every_setting_is_listed_in_env_example() -> None:
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(encoding="utf-8"), re.M))
-    assert {f.metadata["env"] for f in fields(Settings)} <= listed
+    assert {f.metadata["env"] for f in fields(BotSettings)} <= listed
+
+
+def test_the_engine_settings_know_nothing_of_discord() -> None:
+    """The Discord settings are the bot's (bot.config); the engine's settings and modules never see them."""
+    engine = {f.metadata["env"] for f in fields(Settings)}
+    bot_only = {f.metadata["env"] for f in fields(BotSettings)} - engine
+    assert {"DISCORD_TOKEN", "DISCORD_GUILD_ID", "NEWSBOT_SHARD_COUNT", "NEWSBOT_COOLDOWN_SECONDS"} <= bot_only
+    assert not any("DISCORD" in name for name in engine)
+    imports = re.compile(r"^\s*(from bot\b|import bot\b|from discord\b|import discord\b)", re.M)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "index").rglob("*.py")
+                 if imports.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("1h", 3600), ("1h30m", 5400),
@@ -31,11 +44,12 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 def test_live_news_settings() -> None:
     s = Settings.from_env({"NEWSBOT_FEED_INTERVAL": "10m", "NEWSBOT_ALLOW_PRIVATE_URLS": "intranet.example, 10.0.0.0/8",
-                           "NEWSBOT_RETENTION_DAYS": "30", "NEWSBOT_WATCH": "1"})
-    assert s.feed_interval == 600 and s.retention_days == 30 and s.watch
+                           "NEWSBOT_RETENTION_DAYS": "30"})
+    assert s.feed_interval == 600 and s.retention_days == 30
     assert s.allow_private_urls == ("intranet.example", "10.0.0.0/8")
     assert Settings.from_env({"NEWSBOT_ALLOW_PRIVATE_URLS": "1"}).allow_private_urls == ("*",)
-    assert Settings.from_env({}).allow_private_urls == () and not Settings.from_env({}).watch
+    assert Settings.from_env({}).allow_private_urls == ()
+    assert BotSettings.from_env({"NEWSBOT_WATCH": "1"}).watch and not BotSettings.from_env({}).watch
     s = Settings.from_env({}, corpus_dir="/srv/news")
     assert str(s.state_dir) == "/srv/news/.newsbot" and str(s.web_dir) == "/srv/news/web"
 
@@ -45,7 +59,7 @@ def test_live_news_settings() -> None:
                                              ("NEWSBOT_CONTACT_URL", "ftp://x"), ("NEWSBOT_WATCH", "maybe")])
 def test_bad_live_news_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        Settings.from_env({name: value})
+        BotSettings.from_env({name: value})
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (30, "30s"), (90, "1m30s"), (900, "15m"), (5400, "1h30m"),
@@ -61,9 +75,9 @@ def test_durations_are_written_as_they_are_read(seconds: float, text: str) -> No
 @pytest.mark.parametrize(("count", "ids", "expected"), [("2", "", ()), ("2", "1", (1,)), ("4", "0,1", (0, 1)),
                                                         ("8", "0-3", (0, 1, 2, 3)), ("8", " 6, 0-2 ", (0, 1, 2, 6))])
 def test_shard_settings(count: str, ids: str, expected: tuple[int, ...]) -> None:
-    s = Settings.from_env({"NEWSBOT_SHARD_COUNT": count, "NEWSBOT_SHARD_IDS": ids})
+    s = BotSettings.from_env({"NEWSBOT_SHARD_COUNT": count, "NEWSBOT_SHARD_IDS": ids})
     assert s.shard_count == int(count) and s.shard_ids == expected
-    unsharded = Settings.from_env({})
+    unsharded = BotSettings.from_env({})
     assert unsharded.shard_count is None and unsharded.shard_ids == ()
 
 
@@ -80,4 +94,4 @@ def test_shard_settings(count: str, ids: str, expected: tuple[int, ...]) -> None
 ])
 def test_bad_shard_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Settings.from_env(env)
+        BotSettings.from_env(env)

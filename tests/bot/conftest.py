@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from index.config import Settings
+from bot.config import BotSettings as Settings
 from index.errors import NewsbotError, QuestionError
 from index.records import Answer, ArticleInfo, Citation, PassageView, Quote
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.config import BotSettings as Settings
 from bot.feedback import (
     ANSWER_ID_RE,
     DOWN,
@@ -21,7 +22,6 @@ from bot.feedback import (
     new_answer_id,
     open_feedback_store,
 )
-from index.config import Settings
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 import yarl
 from aiohttp import web
 
-from index.config import Settings
+from bot.config import BotSettings as Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "MTIz.secret-token-value.never-logged"

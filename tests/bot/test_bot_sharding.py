@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot import client as bot_client
 from bot.client import NewsBot, ShardedNewsBot, describe_shards, runs_shard_zero, shard_options
-from index.config import Settings
+from bot.config import BotSettings as Settings
 
 
 def sharded(settings: Settings, count: int | None, ids: tuple[int, ...] = ()) -> Settings:

@@ -107,7 +107,7 @@ def test_dotenv_is_git_ignored_and_no_token_is_committed() -> None:
 
 
 def test_settings_never_show_the_token() -> None:
-    from index.config import Settings
+    from bot.config import BotSettings as Settings
 
     s = Settings.from_env({"DISCORD_TOKEN": TOKEN})
     assert s.discord_token.reveal() == TOKEN
