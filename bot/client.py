@@ -31,6 +31,7 @@ from discord.ext import commands
 from .config import BotSettings
 from .cooldown import Cooldown
 from .feedback import FeedbackStore, open_feedback_store
+from .guilds import DEFAULT, GuildConfig, GuildSettings, ThreadMemory
 from .live import Live
 from .render import choice_text
 from .send import NO_MENTIONS, apologise
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.sources", "bot.cogs.admin", "bot.cogs.feeds", "bot.cogs.guide")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.sources", "bot.cogs.admin", "bot.cogs.feeds", "bot.cogs.guide",
+              "bot.cogs.settings")
 
 
 class EngineLike(Protocol):
@@ -159,6 +161,8 @@ class NewsBot(commands.Bot):
         self.engine_factory = engine_factory
         self.engine: EngineLike | None = None
         self.store: FeedbackStore | None = None
+        self.guild_settings: GuildSettings | None = None
+        self.thread_memory: ThreadMemory | None = None
         self.cooldown = Cooldown(settings.cooldown_seconds)
         self.workers = Workers()
         self.outlets: tuple[str, ...] = ()
@@ -183,6 +187,9 @@ class NewsBot(commands.Bot):
                      "" if self.runs_shard_zero else
                      " (the process running shard 0 syncs the commands and runs the feed watcher)")
         self.store = await asyncio.to_thread(open_feedback_store, settings)
+        # The servers' settings and the threads' questions live in the same database as the votes.
+        self.guild_settings = await asyncio.to_thread(GuildSettings, self.store.db)
+        self.thread_memory = await asyncio.to_thread(ThreadMemory, self.store.db)
         log.info("loading the engine (index %s)", settings.index_dir)
         self.engine = await asyncio.to_thread(self.engine_factory, settings)
         await self.refresh_outlets()
@@ -223,6 +230,24 @@ class NewsBot(commands.Bot):
         if self.engine is None:
             raise RuntimeError("the engine is not loaded yet")
         return self.engine
+
+    def require_guild_settings(self) -> GuildSettings:
+        if self.guild_settings is None:
+            raise RuntimeError("the guild settings are not open yet")
+        return self.guild_settings
+
+    def require_thread_memory(self) -> ThreadMemory:
+        if self.thread_memory is None:
+            raise RuntimeError("the thread memory is not open yet")
+        return self.thread_memory
+
+    async def guild_config(self, guild_id: int | None) -> GuildConfig:
+        """A server's settings (the defaults in DMs): from the cache when fresh, else the database."""
+        if guild_id is None:
+            return DEFAULT
+        store = self.require_guild_settings()
+        cached = store.cached(guild_id)
+        return cached if cached is not None else await self.workers.lookup(store.get, guild_id)
 
     def require_store(self) -> FeedbackStore:
         if self.store is None:

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from discord.utils import escape_markdown, escape_mentions
@@ -31,6 +31,9 @@ from discord.utils import escape_markdown, escape_mentions
 from index.config import format_duration
 from index.highlight import pieces
 from index.records import Answer, ArticleInfo, Citation, PassageView
+
+if TYPE_CHECKING:
+    from .guilds import GuildConfig
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 CONTENT_LIMIT = 2000
@@ -451,12 +454,13 @@ def confidence_text(confidence: float) -> str:
     return f"Confidence {confidence:.2f}"
 
 
-def render_answer(answer: Answer) -> Payload:
-    """An answer as one embed: quotes with [n] markers, a numbered source list, confidence."""
+def render_answer(answer: Answer, *, window: str = "") -> Payload:
+    """An answer as one embed: quotes with [n] markers, a numbered source list, confidence, and the
+    publication window searched (``window``, e.g. "Articles from the last 7 days (since 2026-11-26)")."""
     if not answer.answered or not answer.quotes:
-        return render_decline(answer)
+        return render_decline(answer, window=window)
     title = escape_fit(answer.question, TITLE_LIMIT) or "Answer"
-    footer = confidence_text(answer.confidence)
+    footer = confidence_text(answer.confidence) + (f" · {window}" if window else "")
     budget = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - dlen(title) - dlen(footer))
 
     # The sources take at most half; each line gets a fair share of that.
@@ -499,10 +503,11 @@ def render_answer(answer: Answer) -> Payload:
     return fit_payload(Payload(embeds=(embed,)))
 
 
-def render_decline(answer: Answer | None = None) -> Payload:
-    """A decline as a short plain message."""
-    message = escape_fit(answer.message if answer else "", CONTENT_LIMIT)
-    return Payload(content=message or DECLINE_TEXT)
+def render_decline(answer: Answer | None = None, *, window: str = "") -> Payload:
+    """A decline as a short plain message (saying which publication window was searched, if one was)."""
+    searched = f"\n-# Searched: {window[0].lower() + window[1:]}." if window else ""
+    message = escape_fit(answer.message if answer else "", CONTENT_LIMIT - dlen(searched))
+    return Payload(content=(message or DECLINE_TEXT) + searched)
 
 
 def render_notice(text: str, *parts: str) -> Payload:
@@ -771,10 +776,12 @@ guessing.
 
 **Narrow it down** with the options of `/ask`:
 • `source:` only one outlet, e.g. `source: BBC`
-• `since:` and `until:` only articles published in that window, e.g. `since: 2024-05-01`
+• `since:` only recent articles: pick *last 24 hours*, *last 7 days*, *last 30 days* or *this year*, or type a date, e.g. `since: 2024-05-01`; `until:` a last date. The answer says which window it searched
 • a question that says when ("this week", "recently") is read against the day you ask it
 
-**Follow-ups**: my answer to a mention opens a thread; ask more there without mentioning me.
+**Follow-ups**: my answer to a mention opens a thread; ask more there without mentioning me ("and when?", "what about Jaecoo?"): I read it with the question before it.
+
+**Check a claim**: right-click a message (Apps → *Check against the news*) to see what the articles say about it.
 
 **The buttons** under an answer: **Passages** shows each quote in its paragraph; 👍 and 👎 tell \
 the server's admins whether the quote was right.
@@ -813,3 +820,25 @@ def render_about(info: dict[str, Any], articles: Sequence[ArticleInfo], feeds: S
     lines.append(f"**Model**: {escape_fit(model, 120)}")
     return fit_payload(Payload(embeds=({"title": "About these news", "description": "\n".join(lines),
                                         "color": GUIDE_COLOUR},)))
+
+
+# --- /settings ------------------------------------------------------------------------------------
+
+
+def render_settings(config: GuildConfig, note: str = "") -> Payload:
+    """A server's settings, as ``/settings`` shows them after a change (``note`` says what changed)."""
+
+    def channels(ids: frozenset[int]) -> str:
+        return ", ".join(f"<#{c}>" for c in sorted(ids))
+
+    lines = [
+        f"**Mentions answered in**: {channels(config.mention_channels) if config.mention_channels else 'every channel'}",
+        f"**Ask-the-news channels** (every message, or every new forum post, is a question): "
+        f"{channels(config.ask_channels) or 'none'}",
+        f"**Who may ask**: {f'members with <@&{config.ask_role}>' if config.ask_role else 'everyone'}"
+        " (members who can manage the server always may)",
+        f"**Answers**: {'private to the asker' if config.private else 'public'}",
+        f"**/ask opens a thread**: {'yes' if config.threads else 'no'} (answers to mentions always do)",
+    ]
+    embed = {"title": "newsbot settings for this server", "description": "\n".join(lines), "color": GUIDE_COLOUR}
+    return fit_payload(Payload(content=truncate(note, CONTENT_LIMIT), embeds=(embed,)))

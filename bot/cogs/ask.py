@@ -17,11 +17,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from index.conversation import contextualise, is_chitchat
 from index.errors import NewsbotError, QuestionError, StoreUnavailableError
 from index.records import Answer
 
 from ..cooldown import cooldown_message
 from ..feedback import UP, StoredAnswer, new_answer_id
+from ..guilds import GuildConfig
 from ..render import (
     PassageEntry,
     Payload,
@@ -58,6 +60,70 @@ def parse_date(value: str | None, name: str) -> dt.date | None:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"`{name}` must be a date like 2024-05-31 (YYYY-MM-DD).") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The publication window a question was asked over, and how the answer names it."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+    label: str = ""
+
+
+#: ``since`` choices: (value, what the autocomplete shows, days back; None: the start of the year).
+SINCE_CHOICES: tuple[tuple[str, str, int | None], ...] = (
+    ("24h", "Last 24 hours", 1),
+    ("7d", "Last 7 days", 7),
+    ("30d", "Last 30 days", 30),
+    ("year", "This year", None),
+)
+_SINCE_WORDS = {
+    **{v: v for v, _, _ in SINCE_CHOICES},
+    **{name.lower(): v for v, name, _ in SINCE_CHOICES},
+    "1d": "24h", "24 hours": "24h", "today": "24h", "day": "24h", "7 days": "7d", "week": "7d", "1w": "7d",
+    "this week": "7d", "30 days": "30d", "month": "30d", "this month": "30d", "this year": "year",
+}
+
+
+def parse_since(value: str | None, today: dt.date) -> tuple[dt.date | None, str]:
+    """``since`` as a date and a label for the answer: a choice (``24h``, ``7d``, ``30d``, ``year``,
+    or their names) counted back from ``today``, or an ISO date. Raises ValueError for the user."""
+    if value is None or not value.strip():
+        return None, ""
+    key = _SINCE_WORDS.get(" ".join(value.strip().lower().split()))
+    for v, name, days in SINCE_CHOICES:
+        if key == v:
+            since = today.replace(month=1, day=1) if days is None else today - dt.timedelta(days=days)
+            return since, f"{name.lower()} (since {since.isoformat()})"
+    try:
+        since = parse_date(value, "since")
+    except ValueError:
+        raise ValueError("`since` must be one of the choices (last 24 hours, 7 days, 30 days, this year) "
+                         "or a date like 2024-05-31 (YYYY-MM-DD).") from None
+    return since, f"since {since.isoformat()}" if since else ""
+
+
+def window_label(since: dt.date | None, since_label: str, until: dt.date | None) -> str:
+    """How the answer names its window: "Articles from the last 7 days (since 2026-11-26)"."""
+    if since is None and until is None:
+        return ""
+    parts = [since_label or (f"since {since.isoformat()}" if since else "")]
+    if until is not None:
+        parts.append(f"until {until.isoformat()}")
+    text = " ".join(p for p in parts if p)
+    return "Articles " + ("from the " + text if text.startswith(("last", "this")) else text)
+
+
+def since_choices(current: str, today: dt.date) -> list[tuple[str, str]]:
+    """Autocomplete for ``since``: the choices matching what was typed, and a typed date as itself."""
+    cur = current.strip().lower()
+    out = [(name, v) for v, name, _ in SINCE_CHOICES if not cur or cur in name.lower() or cur == v]
+    if _DATE.fullmatch(current.strip()):
+        out.insert(0, (current.strip(), current.strip()))
+    elif not out:
+        out = [(name, v) for v, name, _ in SINCE_CHOICES]
+    return out
 
 
 def match_outlet(source: str | None, outlets: Sequence[str]) -> str | None:
@@ -118,6 +184,39 @@ class Outcome:
         return self.answer_id is not None
 
 
+#: What a mention or a DM that is thanks or a greeting gets (a thread or an ask channel: nothing).
+CHITCHAT_REPLY = "Glad to help! Ask me anything about the news, e.g. `@newsbot what did the minister say about rail fares?`"
+
+DEFAULTS = GuildConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A message for the bot: its text (mentions removed), how it reached the bot, the server's settings.
+
+    ``kind``: ``mention``, ``thread`` (a follow-up in the bot's thread), ``channel`` (an ask-the-news
+    channel or forum post) or ``dm``.
+    """
+
+    text: str
+    kind: str
+    config: GuildConfig
+
+
+def ask_refusal(config: GuildConfig, user: discord.abc.User) -> str | None:
+    """Why ``user`` may not ask under the server's settings (None: they may)."""
+    if config.ask_role is None:
+        return None
+    if isinstance(user, discord.Member):
+        if config.may_ask({r.id for r in user.roles}, is_admin=user.guild_permissions.manage_guild):
+            return None
+        role = user.guild.get_role(config.ask_role)
+        name = f"the **{discord.utils.escape_markdown(role.name)}** role" if role else "the role the admins chose"
+    else:
+        name = "the role the admins chose"
+    return f"Only members with {name} can ask me in this server. A server admin can change that with `/settings role`."
+
+
 HELP_TEXT = (
     "Ask me a question about the news articles I have, e.g. "
     "`@newsbot what did the minister say about rail fares?`, or use `/ask`."
@@ -128,7 +227,7 @@ HELP_TEXT = (
 
 
 class AskCog(commands.Cog, name="Ask"):
-    """Answers questions from ``/ask`` and mentions."""
+    """Answers questions from ``/ask``, mentions, the bot's threads, ask-the-news channels and DMs."""
 
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
@@ -158,15 +257,23 @@ class AskCog(commands.Cog, name="Ask"):
         ask = app_commands.describe(
             question="What do you want to know?",
             source="Only articles from this outlet",
-            since="Only articles published on or after this date (YYYY-MM-DD)",
+            since="Only recent articles: last 24 hours, 7 days, 30 days, this year, or a date (YYYY-MM-DD)",
             until="Only articles published on or before this date (YYYY-MM-DD)",
         )(ask)
+        # Servers, DMs with the bot and group DMs; installed to a server or by a user for themselves.
+        ask = app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(ask)
+        ask = app_commands.allowed_installs(guilds=True, users=True)(ask)
         command = app_commands.command(name="ask", description="Ask a question about the news articles")(ask)
 
         async def source_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
             return [app_commands.Choice(name=o, value=o) for o in outlet_choices(cog.bot.outlets, current)]
 
+        async def since_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            today = interaction.created_at.date()
+            return [app_commands.Choice(name=n, value=v) for n, v in since_choices(current, today)]
+
         command.autocomplete("source")(source_autocomplete)
+        command.autocomplete("since")(since_autocomplete)
         return command
 
     # --- answering ---
@@ -176,8 +283,7 @@ class AskCog(commands.Cog, name="Ask"):
         question: str,
         *,
         source: str | None = None,
-        since: dt.date | None = None,
-        until: dt.date | None = None,
+        window: Window = Window(),
         asked_at: dt.datetime | None = None,
     ) -> Outcome:
         """Ask the engine (in a worker thread), render, and store an answer for its buttons.
@@ -187,12 +293,12 @@ class AskCog(commands.Cog, name="Ask"):
         """
         engine = self.bot.require_engine()
         asked_on = asked_at.date() if asked_at is not None else None
-        answer = await self.bot.workers.answer(engine.ask, question, source=source, since=since, until=until,
-                                               asked_on=asked_on)
+        answer = await self.bot.workers.answer(engine.ask, question, source=source, since=window.since,
+                                               until=window.until, asked_on=asked_on)
         if not answer.answered or not answer.quotes:
             log.info("declined: %r", question[:80])
-            return Outcome(render_decline(answer), None, answer)
-        payload = render_answer(answer)
+            return Outcome(render_decline(answer, window=window.label), None, answer)
+        payload = render_answer(answer, window=window.label)
         answer_id = new_answer_id()
         record = StoredAnswer.from_answer(answer_id, answer, answer_summary(payload))
         await self.bot.workers.lookup(self.bot.require_store().save_answer, record)
@@ -208,6 +314,14 @@ class AskCog(commands.Cog, name="Ask"):
             return f"Your question is too long ({len(question)} characters); please keep it under {limit}."
         return None
 
+    def _window(self, since: str | None, until: str | None, today: dt.date) -> Window:
+        """The ``since`` / ``until`` options as a window; raises ValueError with a message for the user."""
+        since_date, since_label = parse_since(since, today)
+        until_date = parse_date(until, "until")
+        if since_date and until_date and since_date > until_date:
+            raise ValueError("`since` must not be after `until`.")
+        return Window(since_date, until_date, window_label(since_date, since_label, until_date))
+
     async def ask_slash(
         self,
         interaction: discord.Interaction,
@@ -220,16 +334,12 @@ class AskCog(commands.Cog, name="Ask"):
         """``/ask question [source] [since] [until]``."""
         problem = self._check_question(question)
         outlet = None
-        since_date = until_date = None
+        window = Window()
         if problem is None:
             try:
-                since_date = parse_date(since, "since")
-                until_date = parse_date(until, "until")
+                window = self._window(since, until, interaction.created_at.date())
             except ValueError as e:
                 problem = str(e)
-            else:
-                if since_date and until_date and since_date > until_date:
-                    problem = "`since` must not be after `until`."
         if problem is None and source is not None:
             outlet = match_outlet(source, self.bot.outlets)
             if outlet is None:
@@ -242,27 +352,51 @@ class AskCog(commands.Cog, name="Ask"):
         if problem is not None:
             await respond(interaction, Payload(content=problem), ephemeral=True)
             return
+        config = await self.bot.guild_config(interaction.guild_id)
+        refusal = ask_refusal(config, interaction.user)
+        if refusal is not None:
+            log.info("refused /ask in guild %s: the member lacks the asking role", interaction.guild_id)
+            await respond(interaction, Payload(content=refusal), ephemeral=True)
+            return
         wait = self.bot.cooldown.hit(interaction.user.id)
         if wait:
             await respond(interaction, Payload(content=cooldown_message(wait)), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
+        private = config.private
+        await interaction.response.defer(thinking=True, ephemeral=private)
         try:
-            outcome = await self.answer(question, source=outlet, since=since_date, until=until_date,
-                                        asked_at=interaction.created_at)
+            outcome = await self.answer(question, source=outlet, window=window, asked_at=interaction.created_at)
         except QuestionError as e:
-            await respond(interaction, render_notice("{}", str(e)))
+            await respond(interaction, render_notice("{}", str(e)), ephemeral=private)
             return
         except StoreUnavailableError as e:
             log.warning("cannot answer: %s", e)
-            await respond(interaction, Payload(content=UNAVAILABLE))
+            await respond(interaction, Payload(content=UNAVAILABLE), ephemeral=private)
             return
-        await respond(interaction, outcome.payload, view=outcome.view)
+        await respond(interaction, outcome.payload, view=outcome.view, ephemeral=private)
+        if config.threads and not private and outcome.answered and isinstance(interaction.channel, discord.TextChannel):
+            sent = await interaction.original_response()
+            await self._open_thread(sent, outcome.answer.question)
 
-    # --- mentions ---
+    async def _open_thread(self, sent: discord.Message, question: str) -> None:
+        """Open a thread on an answer, for follow-ups without a mention, and remember its question."""
+        try:
+            thread = await sent.create_thread(name=thread_name(question), auto_archive_duration=1440)
+        except discord.HTTPException as e:
+            log.warning("could not start a thread on message %s: %s", sent.id, e)
+            return
+        await self._remember(thread.id, question)
 
-    def _addressed(self, message: discord.Message) -> str | None:
-        """The question in ``message`` if it is for the bot, else None."""
+    async def _remember(self, thread_id: int, question: str) -> None:
+        try:
+            await self.bot.workers.lookup(self.bot.require_thread_memory().remember, thread_id, question)
+        except StoreUnavailableError as e:  # the thread still works; its follow-ups are read on their own
+            log.warning("cannot remember the question of thread %s: %s", thread_id, e)
+
+    # --- messages: mentions, the bot's threads, ask-the-news channels, DMs ---
+
+    async def _addressed(self, message: discord.Message) -> Asked | None:
+        """What ``message`` asks the bot, if it is for the bot here (the server's settings say where)."""
         me = self.bot.user
         if me is None or message.author.bot or message.webhook_id is not None or message.author.id == me.id:
             return None
@@ -271,20 +405,37 @@ class AskCog(commands.Cog, name="Ask"):
         role_ids: list[int] = []
         if message.guild is not None and message.guild.self_role is not None:
             role_ids.append(message.guild.self_role.id)
+        text = question_from_message(message.content, bot_id=me.id, role_ids=role_ids, mentioned=True,
+                                     in_own_thread=False) or ""
+        if message.guild is None:  # a direct message (or a group DM): always for the bot
+            return Asked(text, "dm", DEFAULTS)
         mentioned = me.id in message.raw_mentions or any(r in message.raw_role_mentions for r in role_ids)
         channel = message.channel
-        in_own_thread = isinstance(channel, discord.Thread) and channel.owner_id == me.id
-        return question_from_message(
-            message.content, bot_id=me.id, role_ids=role_ids, mentioned=mentioned, in_own_thread=in_own_thread
-        )
+        thread = channel if isinstance(channel, discord.Thread) else None
+        home = thread.parent_id if thread is not None else channel.id
+        config = await self.bot.guild_config(message.guild.id)
+        if thread is not None and thread.owner_id == me.id:
+            kind = "thread"
+        elif mentioned:
+            kind = "mention"
+        elif thread is None and channel.id in config.ask_channels:
+            kind = "channel"
+        elif thread is not None and message.id == thread.id and home in config.ask_channels:
+            kind = "channel"  # a new post in an ask-the-news forum: its first message has the thread's id
+        else:
+            return None
+        if kind != "channel" and not config.mentions_allowed_in(home):
+            log.debug("ignoring a message in channel %s: not one the settings of guild %s answer in",
+                      channel.id, message.guild.id)
+            return None
+        return Asked(text, kind, config)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        question = self._addressed(message)
-        if question is None:
-            return
         try:
-            await self.answer_message(message, question)
+            asked = await self._addressed(message)
+            if asked is not None:
+                await self.answer_message(message, asked)
         except Exception:  # noqa: BLE001 - the edge: log the traceback, apologise, never go silent
             log.exception("error answering message %s", message.id)
             try:
@@ -292,8 +443,15 @@ class AskCog(commands.Cog, name="Ask"):
             except discord.HTTPException as e:
                 log.warning("could not send the apology for message %s: %s", message.id, e)
 
-    async def answer_message(self, message: discord.Message, question: str) -> None:
-        """Answer a question asked by mention (or in the bot's thread) with a reply."""
+    async def _refuse_privately(self, message: discord.Message, text: str) -> None:
+        """A refusal for a message: by DM, never in the channel; if the member's DMs are closed, only logged."""
+        try:
+            await message.author.send(text, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as e:
+            log.info("could not tell user %s why they were refused: %s", message.author.id, e)
+
+    async def answer_message(self, message: discord.Message, asked: Asked) -> None:
+        """Answer a question asked by mention, in the bot's thread, in an ask-the-news channel or by DM."""
 
         async def reply(payload: Payload, view: discord.ui.View | None = None) -> discord.Message:
             kwargs = message_kwargs(payload)
@@ -301,7 +459,22 @@ class AskCog(commands.Cog, name="Ask"):
                 kwargs["view"] = view
             return await message.reply(mention_author=False, **kwargs)
 
-        problem = self._check_question(question)
+        text = asked.text
+        quiet = asked.kind in {"thread", "channel"}  # no one called the bot by name: say nothing needless
+        if not text.strip():
+            if not quiet:
+                await reply(Payload(content=HELP_TEXT))
+            return
+        if is_chitchat(text):
+            if not quiet:
+                await reply(Payload(content=CHITCHAT_REPLY))
+            return
+        refusal = ask_refusal(asked.config, message.author)
+        if refusal is not None:
+            log.info("refused a question in guild %s: the member lacks the asking role", message.guild and message.guild.id)
+            await self._refuse_privately(message, refusal)
+            return
+        problem = self._check_question(text)
         if problem is not None:
             await reply(Payload(content=problem))
             return
@@ -309,6 +482,12 @@ class AskCog(commands.Cog, name="Ask"):
         if wait:
             await reply(Payload(content=cooldown_message(wait)))
             return
+        question = text
+        if asked.kind == "thread":  # a follow-up: read with the question the thread is about
+            earlier = await self._thread_question(message.channel.id)
+            question = contextualise(text, earlier)
+            if question != text:
+                log.info("follow-up %r read as %r", text[:60], question[:120])
         try:
             await message.channel.typing()
         except discord.HTTPException as e:  # a typing indicator is a nicety
@@ -323,11 +502,19 @@ class AskCog(commands.Cog, name="Ask"):
             await reply(Payload(content=UNAVAILABLE))
             return
         sent = await reply(outcome.payload, outcome.view)
-        if outcome.answered and isinstance(message.channel, discord.TextChannel):
-            try:  # follow-ups in the thread need no mention
-                await sent.create_thread(name=thread_name(question), auto_archive_duration=1440)
-            except discord.HTTPException as e:
-                log.warning("could not start a thread on message %s: %s", sent.id, e)
+        if not outcome.answered:
+            return
+        if isinstance(message.channel, discord.TextChannel):  # follow-ups in the thread need no mention
+            await self._open_thread(sent, question)
+        elif asked.kind == "thread":  # the next follow-up follows this one
+            await self._remember(message.channel.id, question)
+
+    async def _thread_question(self, thread_id: int) -> str | None:
+        try:
+            return await self.bot.workers.lookup(self.bot.require_thread_memory().question, thread_id)
+        except StoreUnavailableError as e:
+            log.warning("cannot read the question of thread %s: %s", thread_id, e)
+            return None
 
     # --- buttons ---
 

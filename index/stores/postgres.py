@@ -175,11 +175,21 @@ def _m3(cur: Any) -> None:
         )""")
 
 
+def _m4(cur: Any) -> None:
+    # The question each of the bot's threads follows (bot/guilds.py ThreadMemory); the per-guild
+    # settings use migration 2's newsbot_guild_settings.
+    cur.execute("""
+        CREATE TABLE newsbot_threads(
+            thread_id bigint PRIMARY KEY, question text NOT NULL, updated_at text NOT NULL
+        )""")
+
+
 #: (version, what it does, how). Never edit an applied one: add the next.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "the index's state, id sequences and the pgvector extension", _m1),
     (2, "shared bot state: feedback and per-guild settings", _m2),
     (3, "shared state: feeds, their entries, fetched articles; the bot's answers and votes", _m3),
+    (4, "the bot's threads and the question each follows", _m4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

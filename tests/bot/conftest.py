@@ -260,8 +260,12 @@ def newsbot(settings: Settings, engine: FakeEngine, store):  # type: ignore[no-u
     """A NewsBot with the fake engine and a temporary store, as setup_hook would leave it (no network)."""
     from bot.client import NewsBot
 
+    from bot.guilds import GuildSettings, ThreadMemory
+
     bot = NewsBot(settings, engine_factory=lambda s: engine)
     bot.engine = engine
     bot.store = store
+    bot.guild_settings = GuildSettings(store.db)
+    bot.thread_memory = ThreadMemory(store.db)
     bot.outlets = ("Daily Planet", "The Courier")
     return bot

@@ -69,7 +69,7 @@ def test_ask_answers_with_embed_buttons_and_stores_it(newsbot, engine, store, ma
     cog = AskCog(newsbot)
     it = make_interaction()
     run(cog.ask_slash(it, answer.question))
-    assert it.sent[0] == ("defer", {"thinking": True})
+    assert it.sent[0] == ("defer", {"thinking": True, "ephemeral": False})
     kind, kw = it.sent[1]
     assert kind == "followup" and not kw["ephemeral"]
     assert_safe(kw)
@@ -203,15 +203,15 @@ def test_tree_on_error_apologises(newsbot, make_interaction, caplog) -> None:  #
 
 
 class FakeMessage:
-    def __init__(self, content: str, *, author_id: int = 5, bot: bool = False) -> None:
+    def __init__(self, content: str, *, author_id: int = 5, bot: bool = False, dm: bool = False) -> None:
         self.id = 1
         self.created_at = dt.datetime(2023, 12, 31, 23, 59, tzinfo=dt.UTC)
         self.content = content
         self.author = SimpleNamespace(id=author_id, bot=bot)
         self.webhook_id = None
         self.type = discord.MessageType.default
-        self.guild = None
-        self.channel = SimpleNamespace(typing=self._typing)
+        self.guild = None if dm else SimpleNamespace(id=7, self_role=None)
+        self.channel = SimpleNamespace(id=3, typing=self._typing)
         self.raw_mentions = [int(x) for x in __import__("re").findall(r"<@!?(\d+)>", content)]
         self.raw_role_mentions: list[int] = []
         self.replies: list[dict] = []  # type: ignore[type-arg]
@@ -354,11 +354,14 @@ def _on_database(newsbot, url: str, timeout: float = 5.0):  # type: ignore[no-un
     import dataclasses
 
     from bot.feedback import open_feedback_store
+    from bot.guilds import GuildSettings, ThreadMemory
     from index.config import Secret
 
     newsbot.store.close()
     newsbot.settings = dataclasses.replace(newsbot.settings, database_url=Secret(url), db_timeout=timeout)
     newsbot.store = open_feedback_store(newsbot.settings)
+    newsbot.guild_settings = GuildSettings(newsbot.store.db)
+    newsbot.thread_memory = ThreadMemory(newsbot.store.db)
     return newsbot
 
 

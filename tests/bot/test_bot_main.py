@@ -190,7 +190,7 @@ def test_starts_syncs_and_says_ready(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert seen["auth"] == [f"Bot {TOKEN}"]
     assert seen["identify"]["intents"] & discord.Intents(message_content=True).value
     commands = {c["name"]: c for c in seen["commands"]}
-    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about", "settings"}
     manage = str(discord.Permissions(manage_guild=True).value)
     for admin in ("reload", "feeds", "add"):  # for server admins, in servers only
         assert str(commands[admin]["default_member_permissions"]) == manage
