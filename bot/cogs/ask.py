@@ -82,7 +82,8 @@ _SINCE_WORDS = {
     **{v: v for v, _, _ in SINCE_CHOICES},
     **{name.lower(): v for v, name, _ in SINCE_CHOICES},
     "1d": "24h", "24 hours": "24h", "today": "24h", "day": "24h", "7 days": "7d", "week": "7d", "1w": "7d",
-    "this week": "7d", "30 days": "30d", "month": "30d", "this month": "30d", "this year": "year",
+    "this week": "7d", "last week": "7d", "30 days": "30d", "month": "30d", "this month": "30d",
+    "last month": "30d", "this year": "year",
 }
 
 
@@ -506,7 +507,7 @@ class AskCog(commands.Cog, name="Ask"):
             return
         if isinstance(message.channel, discord.TextChannel):  # follow-ups in the thread need no mention
             await self._open_thread(sent, question)
-        elif asked.kind == "thread":  # the next follow-up follows this one
+        elif asked.kind == "thread" and question == text:  # a new question of its own: the thread's topic now
             await self._remember(message.channel.id, question)
 
     async def _thread_question(self, thread_id: int) -> str | None:

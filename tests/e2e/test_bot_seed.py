@@ -99,7 +99,7 @@ def assert_cited_answer(message: dict, question: str, expect: str) -> str:
 
 def test_command_schema_synced(fake: FakeDiscord) -> None:
     commands = {c["name"]: c for c in fake.commands(fake.ids.guild_id)}
-    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about", "settings"}
     assert fake.commands() == []  # DISCORD_GUILD_ID set: nothing global
     options = {o["name"]: o for o in commands["ask"]["options"]}
     assert list(options) == ["question", "source", "since", "until"]
@@ -135,7 +135,7 @@ def test_off_topic_question_is_declined(fake: FakeDiscord) -> None:
 
 
 def test_invalid_date_gets_a_private_hint(fake: FakeDiscord) -> None:
-    interaction, reply = ask(fake, QUESTION, since="last week")
+    interaction, reply = ask(fake, QUESTION, since="next tuesday")
     assert interaction.callback_type == C.CB_CHANNEL_MESSAGE and reply["ephemeral"] is True
     assert "YYYY-MM-DD" in reply["content"]
 
