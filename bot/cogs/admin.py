@@ -30,6 +30,7 @@ class AdminCog(commands.Cog, name="Admin"):
 
     @app_commands.command(name="reload", description="Reload the index after a rebuild (Manage Server only)")
     @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.default_permissions(manage_guild=True)
     async def reload(self, interaction: discord.Interaction) -> None:
         # default_permissions is only a default that server admins can change: check at run time too.

@@ -38,6 +38,8 @@ class FeedsCog(commands.Cog, name="Feeds"):
     feeds = app_commands.Group(
         name="feeds", description="The news feeds I follow (Manage Server only)", guild_only=True,
         default_permissions=discord.Permissions(manage_guild=True),
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
     )
 
     def __init__(self, bot: NewsBot) -> None:
@@ -140,6 +142,7 @@ class FeedsCog(commands.Cog, name="Feeds"):
     @app_commands.command(name="add", description="Add one news article by its link (Manage Server only)")
     @app_commands.describe(url="The article's address")
     @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.default_permissions(manage_guild=True)
     async def add_article(self, interaction: discord.Interaction, url: app_commands.Range[str, 1, URL_MAX]) -> None:
         ingester = await self._ingester(interaction)

@@ -25,10 +25,14 @@ class GuideCog(commands.Cog, name="Guide"):
         self.bot = bot
 
     @app_commands.command(name="help", description="How to ask me about the news, the filters and the buttons")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=True)
     async def help(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(**message_kwargs(render_help()), ephemeral=True)
 
     @app_commands.command(name="about", description="How many articles I have read, from which outlets, how fresh")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=True)
     async def about(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         engine = self.bot.require_engine()

@@ -26,6 +26,8 @@ class SourcesCog(commands.Cog, name="Sources"):
         self.bot = bot
 
     @app_commands.command(name="sources", description="List the news articles I can quote from")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.describe(query="Only the articles whose title or outlet contains this")
     async def sources(
         self,

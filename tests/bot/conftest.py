@@ -259,7 +259,6 @@ def _passage_for_fixture():  # type: ignore[no-untyped-def]
 def newsbot(settings: Settings, engine: FakeEngine, store):  # type: ignore[no-untyped-def]
     """A NewsBot with the fake engine and a temporary store, as setup_hook would leave it (no network)."""
     from bot.client import NewsBot
-
     from bot.guilds import GuildSettings, ThreadMemory
 
     bot = NewsBot(settings, engine_factory=lambda s: engine)

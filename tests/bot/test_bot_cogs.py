@@ -100,7 +100,7 @@ def test_ask_filters_are_parsed_and_passed(newsbot, engine, make_interaction) ->
 @pytest.mark.parametrize(
     ("kwargs", "expect"),
     [
-        ({"since": "last week"}, "YYYY-MM-DD"),
+        ({"since": "next tuesday"}, "YYYY-MM-DD"),
         ({"until": "2024-02-30"}, "YYYY-MM-DD"),
         ({"since": "2024-03-01", "until": "2024-02-01"}, "must not be after"),
         ({"source": "Nowhere Times"}, "I have no articles from"),

@@ -163,14 +163,15 @@ def bot_env(
 @contextlib.contextmanager
 def running_bot(
     fake: FakeDiscord, index_dir: Path, workdir: Path, *, cooldown: float = 0.0, name: str = "bot",
-    extra: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None, guild: bool = True,
 ) -> Iterator[BotProcess]:
     """A started, ready bot; stopped (cleanly) afterwards, and its output checked for the token.
 
-    ``extra``: more environment variables for the bot (see :func:`bot_env`)."""
+    ``extra``: more environment variables for the bot; ``guild``: sync the commands to the fake's
+    guild (else globally, as a real install does: then they can be used in DMs). See :func:`bot_env`."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = bot_env(fake, index_dir=index_dir, feedback_db=workdir / "feedback.sqlite3", cooldown=cooldown,
-                  extra=extra)
+                  extra=extra, guild=guild)
     bot = BotProcess(env, workdir, name)
     bot.start()
     try:
