@@ -1130,3 +1130,34 @@ def test_shard_rules_at_identify() -> None:
             fake.add_guild("Nowhere", shard=(2, 2))
         with pytest.raises(ValueError, match="on shard 1 of 2, not 0"):
             fake.add_guild("Wrong", guild_id=fake.ids.guild_id + (2 << 22), shard=(0, 2))
+
+
+# ---------------------------------------------------------------------------------------- forums
+@pytest.mark.timeout(60)
+def test_forum_posts_are_threads_whose_first_message_has_their_id(fake: FakeDiscord) -> None:
+    """A member's forum post: THREAD_CREATE then MESSAGE_CREATE; discord.py sees a thread in a
+    ForumChannel whose starter message id is the thread's; a message posted to the forum itself is refused."""
+    forum_id = fake.add_forum_channel("questions")
+
+    async def scenario(bot: MiniBot) -> None:
+        forum = bot.get_channel(forum_id)
+        assert isinstance(forum, discord.ForumChannel)
+        post = fake.create_forum_post(forum_id, "Rail fares", "What did the minister say about rail fares?")
+        thread = await asyncio.wait_for(_until(lambda: bot.get_channel(int(post["id"]))), STEP_TIMEOUT)
+        assert isinstance(thread, discord.Thread) and thread.parent_id == forum_id and thread.id == int(post["id"])
+        assert thread.owner_id == fake.ids.user_id
+        status, body = await http(fake, "POST", f"/channels/{forum_id}/messages", {"content": "hello"})
+        assert status == 400 and body["code"] == C.E_NON_TEXT_CHANNEL
+        status, _ = await http(fake, "POST", f"/channels/{post['id']}/messages", {"content": "a reply in the post"})
+        assert status == 200
+
+    run_bot(fake, scenario, sync=False)
+    assert [r.code for r in fake.rejections] == [C.E_NON_TEXT_CHANNEL]
+    with pytest.raises(FakeDiscordError, match="not a forum"):
+        fake.create_forum_post(fake.ids.channel_id, "x", "y")
+
+
+async def _until(get: Any, interval: float = 0.02) -> Any:
+    while (value := get()) is None:
+        await asyncio.sleep(interval)
+    return value

@@ -421,8 +421,10 @@ class AskCog(commands.Cog, name="Ask"):
             kind = "mention"
         elif thread is None and channel.id in config.ask_channels:
             kind = "channel"
-        elif thread is not None and message.id == thread.id and home in config.ask_channels:
-            kind = "channel"  # a new post in an ask-the-news forum: its first message has the thread's id
+        elif thread is not None and home in config.ask_channels and isinstance(thread.parent, discord.ForumChannel):
+            # A new post in an ask-the-news forum (its first message has the thread's id) is a question;
+            # later messages in the post are its follow-ups.
+            kind = "channel" if message.id == thread.id else "thread"
         else:
             return None
         if kind != "channel" and not config.mentions_allowed_in(home):
@@ -507,7 +509,8 @@ class AskCog(commands.Cog, name="Ask"):
             return
         if isinstance(message.channel, discord.TextChannel):  # follow-ups in the thread need no mention
             await self._open_thread(sent, question)
-        elif asked.kind == "thread" and question == text:  # a new question of its own: the thread's topic now
+        elif asked.kind == "channel" or (asked.kind == "thread" and question == text):
+            # A forum post's question, or a new question of its own in a thread: what follow-ups follow.
             await self._remember(message.channel.id, question)
 
     async def _thread_question(self, thread_id: int) -> str | None:

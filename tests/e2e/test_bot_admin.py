@@ -259,3 +259,24 @@ def test_settings_survive_a_restart(fake: FakeDiscord, bot: BotProcess) -> None:
     _, answer = ask(fake, QUESTION)
     assert answer["ephemeral"] is True
     settings(fake, "reset")
+
+
+def test_each_new_post_in_an_ask_the_news_forum_is_a_question(fake: FakeDiscord) -> None:
+    forum = fake.add_forum_channel("ask-the-news-forum")
+    settings(fake, "ask-channel", {"channel": forum, "on": True})
+    try:
+        mark = fake.mark()
+        post = fake.create_forum_post(forum, "Council leader", LEADER)
+        answer = reply_to(fake, post, mark)
+        assert answer["channel_id"] == post["channel_id"] == post["id"]  # in the post's thread
+        assert "Robertson" in "\n".join(message_texts(answer)) or "Robinson" in "\n".join(message_texts(answer))
+        mark = fake.mark()
+        follow_up = fake.send_message("and what did he say?", thread=int(post["id"]))
+        text = "\n".join(message_texts(reply_to(fake, follow_up, mark)))
+        assert "huge opportunity" in text or "delighted" in text, text
+    finally:
+        settings(fake, "ask-channel", {"channel": forum, "on": False})
+    mark = fake.mark()
+    ignored = fake.create_forum_post(forum, "Another", QUESTION)
+    _, sentinel = mention(fake, QUESTION)
+    assert sentinel and not replied(fake, ignored, mark)

@@ -470,6 +470,8 @@ class Core:
                 raise ApiError(403, C.E_CANNOT_DM_USER, "Cannot send messages to this user")
         if channel.is_thread and channel.locked:
             raise ApiError(403, C.E_MISSING_PERMISSIONS, "Missing Permissions")
+        if channel.type == C.CH_GUILD_FORUM:  # a forum holds posts (threads), not messages
+            raise ApiError(400, C.E_NON_TEXT_CHANNEL, "Cannot send messages in a non-text channel")
         validate_message_body(body)
         referenced = None
         reference = body.get("message_reference")
@@ -1318,6 +1320,29 @@ class Core:
         self.delete_message(int(payload["id"]))
 
     # ------------------------------------------------------------------ user-side messages
+    def create_forum_post(self, forum_id: int, title: str, content: str, *, author: FakeUser) -> JSON:
+        """A member's new post in a forum: a public thread (THREAD_CREATE) whose first message has the
+        thread's id (MESSAGE_CREATE in the thread). Returns the message."""
+        forum = self.world.channels.get(int(forum_id))
+        if forum is None or forum.type != C.CH_GUILD_FORUM:
+            raise FakeDiscordError(f"channel {forum_id} is not a forum")
+        if not author.in_guild:
+            raise FakeDiscordError(f"{author.username!r} is not a guild member")
+        if not 1 <= len(title) <= C.MAX_THREAD_NAME or not content.strip():
+            raise FakeDiscordError("a forum post needs a title (1-100 characters) and a message")
+        thread = FakeChannel(self.new_id(), C.CH_PUBLIC_THREAD, name=title, guild_id=forum.guild_id,
+                             parent_id=forum.id, owner_id=author.id, members={author.id})
+        self.world.channels[thread.id] = thread
+        data = self.world.channel_payload(thread)
+        data["newly_created"] = True
+        self.dispatch("THREAD_CREATE", data)
+        body: JSON = {"content": content, "embeds": []}
+        payload = self.build_message(channel=thread, author=author, body=body, msg_type=C.MSG_DEFAULT)
+        payload["id"] = str(thread.id)  # a post's first message has the thread's id
+        validate_message_body(body)
+        self.store_message(payload, MessageMeta(source="user"))
+        return copy.deepcopy(payload)
+
     def create_user_message(
         self,
         content: str,

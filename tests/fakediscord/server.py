@@ -481,6 +481,17 @@ class FakeDiscord:
 
         return self._run(add)
 
+    def add_forum_channel(self, name: str, *, guild_id: int | None = None) -> int:
+        """Create a guild forum channel (dispatched as CHANNEL_CREATE); its id."""
+
+        def add() -> int:
+            channel = self.core.world.add_forum_channel(name, guild_id=guild_id)
+            self.core.dispatch("CHANNEL_CREATE", self.core.world.channel_payload(channel))
+            self.core.notify()
+            return channel.id
+
+        return self._run(add)
+
     def user_id(self, who: str | int) -> int:
         """Id of a fake user ("user", "admin", "owner", "other_bot", "bot" or a username)."""
         return self._run(lambda: self.core.user(who).id)
@@ -676,6 +687,11 @@ class FakeDiscord:
                 embeds=embeds,
             )
         )
+
+    def create_forum_post(self, forum_id: int, title: str, content: str, *, author: str | int = "user") -> JSON:
+        """A new post in a forum by ``author``: THREAD_CREATE, then MESSAGE_CREATE of its first message
+        (whose id is the thread's). Returns that message."""
+        return self._run(lambda: self.core.create_forum_post(forum_id, title, content, author=self.core.user(author)))
 
     # ================================================================== fault injection
     def rate_limit_next(

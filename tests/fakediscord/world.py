@@ -335,6 +335,17 @@ class World:
         self.channels[channel.id] = channel
         return channel
 
+    def add_forum_channel(self, name: str, *, guild_id: int | None = None) -> FakeChannel:
+        """A new guild forum channel: members post threads in it, not messages."""
+        if not 1 <= len(name) <= 100:
+            raise ValueError("a channel name is 1-100 characters")
+        guild = self.guild(guild_id)
+        position = 1 + max((c.position for c in self.channels.values() if c.guild_id == guild.id and not c.is_thread),
+                           default=-1)
+        channel = FakeChannel(self.snowflakes.next(), C.CH_GUILD_FORUM, name=name, guild_id=guild.id, position=position)
+        self.channels[channel.id] = channel
+        return channel
+
     def dm_channel_for(self, user: FakeUser) -> FakeChannel:
         """Return (creating if needed) the DM channel between the bot and ``user``."""
         for channel in self.channels.values():
@@ -439,6 +450,9 @@ class World:
                     "default_auto_archive_duration": 1440,
                 }
             )
+            if channel.type == C.CH_GUILD_FORUM:
+                data.update({"available_tags": [], "default_reaction_emoji": None, "default_sort_order": None,
+                             "default_forum_layout": 0, "default_thread_rate_limit_per_user": 0})
         return data
 
     def interaction_channel_payload(self, channel: FakeChannel, user: FakeUser | None) -> JSON:
