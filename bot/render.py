@@ -787,7 +787,8 @@ guessing.
 the server's admins whether the quote was right.
 
 **More**: `/sources [query]` lists the articles I can quote; `/about` says how many there are and \
-how fresh. Members with Manage Server can `/feeds add` a feed, `/add` an article and `/reload`."""
+how fresh; DMs work too. Members with Manage Server choose with `/settings` where and for whom I \
+answer, and can `/feeds add` a feed, `/add` an article and `/reload`."""
 
 
 def render_help() -> Payload:
