@@ -29,6 +29,10 @@ def _engine(store: PostgresStore, embedder) -> Engine:  # type: ignore[no-untype
     return Engine.open(Settings.from_env({}), embedder=embedder, store=store)
 
 
+#: A table each migration since 3 creates: present after it, absent before.
+MADE_BY = {3: "newsbot_feeds", 4: "newsbot_threads"}
+
+
 def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str, hashing_embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import psycopg
 
@@ -36,7 +40,7 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
     build_index(old, corpus(8), hashing_embedder)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert schema_version(conn) == SCHEMA_VERSION - 1
-        assert conn.execute("SELECT to_regclass('newsbot_feeds')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass(%s)", (MADE_BY[SCHEMA_VERSION],)).fetchone()[0] is None
     assert status(old)["schema_version"] == SCHEMA_VERSION - 1
     before = [q.text for q in _engine(old, hashing_embedder).ask("What would item3 cost?").quotes]
     old.close()
@@ -44,7 +48,8 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
         assert migrate(conn) == [SCHEMA_VERSION]
         assert migrate(conn) == []  # applied once
         assert schema_version(conn) == SCHEMA_VERSION
-        assert conn.execute("SELECT to_regclass('newsbot_feeds')").fetchone()[0] == "newsbot_feeds"
+        assert conn.execute("SELECT to_regclass(%s)", (MADE_BY[SCHEMA_VERSION],)).fetchone()[0] == \
+            MADE_BY[SCHEMA_VERSION]
     new = PostgresStore(pg_url)
     assert [q.text for q in _engine(new, hashing_embedder).ask("What would item3 cost?").quotes] == before
     assert update_index(new, [_article(40)], [], hashing_embedder).added == 1
@@ -62,7 +67,7 @@ def test_migration_3_gives_the_votes_migration_2s_unused_feedback_table_name(pg_
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS newsbot_schema, newsbot_state, newsbot_feedback, newsbot_feedback_v2, "
                          "newsbot_guild_settings, newsbot_feed_entries, newsbot_article_aliases, newsbot_feeds, "
-                         "newsbot_fetched_articles, newsbot_answers CASCADE")
+                         "newsbot_fetched_articles, newsbot_answers, newsbot_threads CASCADE")
             conn.execute("DROP SEQUENCE IF EXISTS newsbot_article_ids, newsbot_sentence_ids")
             assert migrate(conn, target=2) == [1, 2]
             for _ in range(rows):
