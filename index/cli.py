@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--corpus", type=Path, metavar="DIR", help="corpus folder to index if needed")
     index_arg(run)
     for entry in entry_points(group="newsbot.commands"):  # e.g. `newsbot feedback`, from the bot package
-        entry.load()(sub)
+        try:
+            register = entry.load()
+        except ImportError as e:  # a broken add-on must not take the engine's commands down with it
+            log.warning("the `newsbot %s` command is unavailable: %s", entry.name, e)
+            continue
+        register(sub)
     return p
 
 
