@@ -39,8 +39,7 @@ settings (environment variables, or a .env file in the project folder):
   NEWSBOT_DISCORD_GATEWAY     tests only: gateway URL, e.g. ws://127.0.0.1:8080/gateway
 
 The bot needs the privileged Message Content Intent (developer portal -> Bot) for follow-up
-questions in its threads. Commands: /ask, /sources, /help, /about, the message menu "Check against the
-news"; for Manage Server /settings, /feeds, /add, /reload; or mention it, or DM it.
+questions in its threads. Commands: /ask, /sources, /help, /about; for Manage Server /settings, /feeds, /add, /reload; or mention it, or DM it.
 """
 
 NO_TOKEN = (

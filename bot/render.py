@@ -781,8 +781,6 @@ guessing.
 
 **Follow-ups**: my answer to a mention opens a thread; ask more there without mentioning me ("and when?", "what about Jaecoo?"): I read it with the question before it.
 
-**Check a claim**: right-click a message (Apps → *Check against the news*) to see what the articles say about it.
-
 **The buttons** under an answer: **Passages** shows each quote in its paragraph; 👍 and 👎 tell \
 the server's admins whether the quote was right.
 
