@@ -129,10 +129,11 @@ class GuildSettings:
 
     def get(self, guild_id: int) -> GuildConfig:
         """The server's settings. While the database is unreachable, the last ones read (if any) stand."""
+        fresh = self.cached(guild_id)
+        if fresh is not None:
+            return fresh
         with self._lock:
             hit = self._cache.get(guild_id)
-        if hit is not None and time.monotonic() - hit.at < CACHE_SECONDS:
-            return hit.config
         try:
             rows = self.db.query(f"SELECT key, value FROM {self._t['guild_settings']} WHERE guild_id = ?",
                                  (guild_id,))

@@ -73,7 +73,7 @@ def is_elliptical(follow_up: str) -> bool:
     """Whether a follow-up needs the question before it: "and when?", "what about Jaecoo?", "why did
     they do it?"; not a question that names its own subject."""
     text = follow_up.strip()
-    if _LEADING.match(text) and _LEADING.sub("", text) != text:
+    if _LEADING.match(text):
         return True
     if _WHAT_ABOUT.match(text):
         return True

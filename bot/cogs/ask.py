@@ -23,7 +23,7 @@ from index.records import Answer
 
 from ..cooldown import cooldown_message
 from ..feedback import UP, StoredAnswer, new_answer_id
-from ..guilds import GuildConfig
+from ..guilds import DEFAULT, GuildConfig
 from ..render import (
     PassageEntry,
     Payload,
@@ -187,8 +187,6 @@ class Outcome:
 
 #: What a mention or a DM that is thanks or a greeting gets (a thread or an ask channel: nothing).
 CHITCHAT_REPLY = "Glad to help! Ask me anything about the news, e.g. `@newsbot what did the minister say about rail fares?`"
-
-DEFAULTS = GuildConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +407,7 @@ class AskCog(commands.Cog, name="Ask"):
         text = question_from_message(message.content, bot_id=me.id, role_ids=role_ids, mentioned=True,
                                      in_own_thread=False) or ""
         if message.guild is None:  # a direct message (or a group DM): always for the bot
-            return Asked(text, "dm", DEFAULTS)
+            return Asked(text, "dm", DEFAULT)
         mentioned = me.id in message.raw_mentions or any(r in message.raw_role_mentions for r in role_ids)
         channel = message.channel
         thread = channel if isinstance(channel, discord.Thread) else None

@@ -133,7 +133,9 @@ class SettingsCog(commands.GroupCog, group_name="settings",
 
     @app_commands.command(name="reset", description="Back to the defaults: everyone, every channel, public")
     async def reset(self, interaction: discord.Interaction) -> None:
-        await self._update(interaction, "Back to the defaults.", **dataclasses.asdict(GuildConfig()))
+        assert interaction.guild_id is not None  # interaction_check
+        await self.bot.workers.lookup(self.bot.require_guild_settings().reset, interaction.guild_id)
+        await self._update(interaction, "Back to the defaults.")
 
 
 async def setup(bot: NewsBot) -> None:

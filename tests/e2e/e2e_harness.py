@@ -188,6 +188,16 @@ def running_bot(
 # --- helpers for the tests -------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def rules_kept_by(fake: FakeDiscord, bot: BotProcess) -> Iterator[None]:
+    """Around a test: Discord refuses nothing the bot sends, no heartbeat is late, no route is unknown."""
+    before = len(fake.rejections)
+    yield
+    assert fake.rejections[before:] == [], f"the fake refused requests:\n{bot.tail()}"
+    assert fake.heartbeat_misses == [], "the bot's event loop was blocked past a heartbeat"
+    assert fake.unhandled_routes == []
+
+
 def new_rejections(fake: FakeDiscord, since: int) -> list[Any]:
     """Rejections recorded after index ``since`` of ``fake.rejections``."""
     return fake.rejections[since:]

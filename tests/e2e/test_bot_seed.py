@@ -20,6 +20,7 @@ from e2e_harness import (
     assert_quiet,
     custom_ids,
     message_texts,
+    rules_kept_by,
     running_bot,
 )
 from fakediscord import FakeDiscord, FakeDiscordError
@@ -71,11 +72,8 @@ def bot(fake: FakeDiscord, seed_index: Path, module_dir: Path) -> Iterator[BotPr
 @pytest.fixture(autouse=True)
 def rules_kept(fake: FakeDiscord, bot: BotProcess) -> Iterator[None]:
     """Whatever a test does, Discord refuses nothing the bot sends and no heartbeat is late."""
-    before = len(fake.rejections)
-    yield
-    assert fake.rejections[before:] == [], f"the fake refused requests:\n{bot.tail()}"
-    assert fake.heartbeat_misses == [], "the bot's event loop was blocked past a heartbeat"
-    assert fake.unhandled_routes == []
+    with rules_kept_by(fake, bot):
+        yield
 
 
 def assert_cited_answer(message: dict, question: str, expect: str) -> str:
