@@ -48,6 +48,10 @@ class BotSettings(Settings):
         default=PROJECT_ROOT / "data" / "feedback.sqlite3",
         metadata={"env": "NEWSBOT_FEEDBACK_DB", "parse": _path},
     )
+    # The key user ids are hashed with in the votes (empty: a key file made next to feedback_db).
+    secret_key: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "NEWSBOT_SECRET_KEY", "parse": Secret}
+    )
     # Several processes: one per range of Discord shards (only the one with shard 0 syncs commands
     # and runs the NEWSBOT_WATCH watcher).
     shard_count: int | None = field(default=None, metadata={"env": "NEWSBOT_SHARD_COUNT", "parse": _opt_int})

@@ -3,8 +3,14 @@
 Custom ids (at most 100 characters):
 
 * ``nb:passages:<answer_id>``: show the passages around an answer's quotes;
-* ``nb:fb:up:<answer_id>`` / ``nb:fb:down:<answer_id>``: 👍 / 👎 feedback;
+* ``nb:fb:up:<answer_id>`` / ``nb:fb:down:<answer_id>``: 👍 / 👎 feedback (👎 opens the form);
+* ``nb:fb:miss:<answer_id>``: "This should have been answered", under a decline;
 * ``nb:src:<p|n>:<page>:<query>``: the previous / next page of ``/sources`` from ``page``.
+
+And the 👎 form (a modal): ``nb:fbm:<answer_id>:<nonce>``, its fields :data:`REASON_FIELD` and
+:data:`COMMENT_FIELD`. The form is never kept in memory (discord.py would route its submission by
+custom id alone, so two people's forms for one answer would collide, and a restart would lose
+them): the Ask cog reads every submission from ``on_interaction``.
 
 The answer itself lives in the feedback database under ``answer_id``, so the bot needs no
 memory of the message. The callbacks only route to the cogs, which do the work.
@@ -14,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 
-from .feedback import ANSWER_ID_RE, DOWN, UP
+from .feedback import ANSWER_ID_RE, COMMENT_MAX, FORM_REASONS, REASONS, FeedbackCounts
 from .render import CUSTOM_ID_LIMIT, dlen
 from .send import guarded
 
@@ -30,20 +37,24 @@ SOURCES_QUERY_MAX = 40
 
 _ID = ANSWER_ID_RE.pattern
 PASSAGES_TEMPLATE = re.compile(rf"nb:passages:(?P<answer_id>{_ID})")
-FEEDBACK_TEMPLATE = re.compile(rf"nb:fb:(?P<vote>up|down):(?P<answer_id>{_ID})")
+FEEDBACK_TEMPLATE = re.compile(rf"nb:fb:(?P<vote>up|down|miss):(?P<answer_id>{_ID})")
+FORM_TEMPLATE = re.compile(rf"nb:fbm:(?P<answer_id>{_ID}):(?P<nonce>[0-9a-f]{{8}})")
+#: The 👎 form's fields.
+REASON_FIELD, COMMENT_FIELD = "reason", "comment"
 SOURCES_TEMPLATE = re.compile(r"nb:src:(?P<direction>[pn]):(?P<page>\d{1,6}):(?P<query>.*)", re.DOTALL)
 
-_VOTE_NAMES = {UP: "up", DOWN: "down"}
-_VOTES = {v: k for k, v in _VOTE_NAMES.items()}
+#: What a feedback button says: 👍, 👎, or that a decline should have been an answer.
+VOTE_KINDS = ("up", "down", "miss")
+MISSED_LABEL = "This should have been answered"
 
 
 @dataclass(frozen=True, slots=True)
 class CustomId:
-    """A decoded custom id. ``kind`` is ``passages``, ``feedback`` or ``sources``."""
+    """A decoded custom id. ``kind`` is ``passages``, ``feedback``, ``form`` or ``sources``."""
 
     kind: str
     answer_id: str | None = None
-    vote: int | None = None
+    vote: str | None = None  # one of VOTE_KINDS
     direction: str | None = None
     page: int | None = None
     query: str | None = None
@@ -61,10 +72,17 @@ def passages_custom_id(answer_id: str) -> str:
     return _checked(f"nb:passages:{answer_id}")
 
 
-def feedback_custom_id(answer_id: str, vote: int) -> str:
+def feedback_custom_id(answer_id: str, vote: str) -> str:
+    if not ANSWER_ID_RE.fullmatch(answer_id) or vote not in VOTE_KINDS:
+        raise ValueError(f"not an answer id and vote: {answer_id!r} {vote!r}")
+    return _checked(f"nb:fb:{vote}:{answer_id}")
+
+
+def form_custom_id(answer_id: str) -> str:
+    """A 👎 form's id: the answer's, and a nonce of its own (each form opened is another modal)."""
     if not ANSWER_ID_RE.fullmatch(answer_id):
         raise ValueError(f"not an answer id: {answer_id!r}")
-    return _checked(f"nb:fb:{_VOTE_NAMES[vote]}:{answer_id}")
+    return _checked(f"nb:fbm:{answer_id}:{secrets.token_hex(4)}")
 
 
 def sources_custom_id(direction: str, page: int, query: str | None) -> str:
@@ -79,7 +97,9 @@ def parse_custom_id(custom_id: str) -> CustomId | None:
     if m := PASSAGES_TEMPLATE.fullmatch(custom_id):
         return CustomId("passages", answer_id=m["answer_id"])
     if m := FEEDBACK_TEMPLATE.fullmatch(custom_id):
-        return CustomId("feedback", answer_id=m["answer_id"], vote=_VOTES[m["vote"]])
+        return CustomId("feedback", answer_id=m["answer_id"], vote=m["vote"])
+    if m := FORM_TEMPLATE.fullmatch(custom_id):
+        return CustomId("form", answer_id=m["answer_id"])
     if m := SOURCES_TEMPLATE.fullmatch(custom_id):
         return CustomId("sources", direction=m["direction"], page=int(m["page"]), query=m["query"] or None)
     return None
@@ -114,16 +134,22 @@ class PassagesButton(discord.ui.DynamicItem[discord.ui.Button], template=PASSAGE
         await guarded(interaction, lambda: _cog(interaction, "Ask").show_passages(interaction, self.answer_id))
 
 
-class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBACK_TEMPLATE):
-    """👍 / 👎: stores the vote with a hash of the user id."""
+def _vote_button(answer_id: str, vote: str, count: int) -> discord.ui.Button:
+    """👍 / 👎 with how many gave it (once someone has), or the decline's button."""
+    custom_id = feedback_custom_id(answer_id, vote)
+    if vote == "miss":
+        label = f"{MISSED_LABEL} · {count}" if count else MISSED_LABEL
+        return discord.ui.Button(label=label, emoji="🙋", style=discord.ButtonStyle.secondary, custom_id=custom_id)
+    return discord.ui.Button(emoji="👍" if vote == "up" else "👎", label=str(count) if count else None,
+                             style=discord.ButtonStyle.secondary, custom_id=custom_id)
 
-    def __init__(self, answer_id: str, vote: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                emoji="👍" if vote == UP else "👎", style=discord.ButtonStyle.secondary,
-                custom_id=feedback_custom_id(answer_id, vote),
-            )
-        )
+
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBACK_TEMPLATE):
+    """👍 (stores the vote), 👎 (opens the form whose submission stores it), or "This should have
+    been answered" under a decline; each with a hash of the user id."""
+
+    def __init__(self, answer_id: str, vote: str, count: int = 0) -> None:
+        super().__init__(_vote_button(answer_id, vote, count))
         self.answer_id = answer_id
         self.vote = vote
 
@@ -131,10 +157,10 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBAC
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> FeedbackButton:
-        return cls(match["answer_id"], _VOTES[match["vote"]])
+        return cls(match["answer_id"], match["vote"])
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        await guarded(interaction, lambda: _cog(interaction, "Ask").record_vote(interaction, self.answer_id, self.vote))
+        await guarded(interaction, lambda: _cog(interaction, "Ask").on_vote_button(interaction, self.answer_id, self.vote))
 
 
 class SourcesPageButton(discord.ui.DynamicItem[discord.ui.Button], template=SOURCES_TEMPLATE):
@@ -170,13 +196,57 @@ class SourcesPageButton(discord.ui.DynamicItem[discord.ui.Button], template=SOUR
 DYNAMIC_ITEMS = (PassagesButton, FeedbackButton, SourcesPageButton)
 
 
-def answer_view(answer_id: str) -> discord.ui.View:
-    """Passages, 👍 and 👎 under an answer."""
+def answer_view(answer_id: str, counts: FeedbackCounts = FeedbackCounts()) -> discord.ui.View:
+    """Passages, 👍 and 👎 under an answer (with the votes so far, once there are some)."""
     view = discord.ui.View(timeout=None)
     view.add_item(PassagesButton(answer_id))
-    view.add_item(FeedbackButton(answer_id, UP))
-    view.add_item(FeedbackButton(answer_id, DOWN))
+    view.add_item(FeedbackButton(answer_id, "up", counts.up))
+    view.add_item(FeedbackButton(answer_id, "down", counts.down))
     return view
+
+
+def decline_view(answer_id: str, counts: FeedbackCounts = FeedbackCounts()) -> discord.ui.View:
+    """"This should have been answered" under a decline (with how many said so)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton(answer_id, "miss", counts.down))
+    return view
+
+
+def feedback_form(answer_id: str) -> discord.ui.Modal:
+    """The 👎 form: what was wrong (one of :data:`~bot.feedback.FORM_REASONS`) and an optional comment.
+
+    Stopped before it is sent, so discord.py does not keep it: the submission is read by the Ask
+    cog's ``on_interaction`` (with :func:`form_answers`), the same before and after a restart.
+    """
+    form = discord.ui.Modal(title="What was wrong with this answer?", custom_id=form_custom_id(answer_id))
+    reasons = discord.ui.Select(
+        custom_id=REASON_FIELD, placeholder="Pick one", min_values=1, max_values=1, required=True,
+        options=[discord.SelectOption(label=REASONS[key], value=key) for key in FORM_REASONS],
+    )
+    comment = discord.ui.TextInput(
+        custom_id=COMMENT_FIELD, style=discord.TextStyle.paragraph, required=False, max_length=COMMENT_MAX,
+        placeholder="e.g. the article says the opposite, or where the right answer is",
+    )
+    form.add_item(discord.ui.Label(text="What was wrong?", component=reasons))
+    form.add_item(discord.ui.Label(text="Anything else? (optional)", component=comment))
+    form.stop()
+    return form
+
+
+def form_answers(data: dict[str, Any]) -> dict[str, str | list[str]]:
+    """A submitted modal's inputs by custom id: a text input's text, a select's list of values."""
+    found: dict[str, str | list[str]] = {}
+
+    def walk(components: list[dict[str, Any]]) -> None:
+        for component in components:
+            if "custom_id" in component and ("value" in component or "values" in component):
+                found[component["custom_id"]] = component.get("values", component.get("value", ""))
+            walk(component.get("components") or [])
+            if isinstance(component.get("component"), dict):
+                walk([component["component"]])
+
+    walk(data.get("components") or [])
+    return found
 
 
 def sources_view(page: int, pages: int, query: str | None) -> discord.ui.View | None:

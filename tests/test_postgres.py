@@ -29,8 +29,16 @@ def _engine(store: PostgresStore, embedder) -> Engine:  # type: ignore[no-untype
     return Engine.open(Settings.from_env({}), embedder=embedder, store=store)
 
 
-#: A table each migration since 3 creates: present after it, absent before.
-MADE_BY = {3: "newsbot_feeds", 4: "newsbot_threads"}
+#: What each migration since 3 makes, (table, column or None): present after it, absent before.
+MADE_BY = {3: ("newsbot_feeds", None), 4: ("newsbot_threads", None), 5: ("newsbot_feedback", "reason")}
+
+
+def _made(conn, version: int) -> bool:  # type: ignore[no-untyped-def]
+    table, column = MADE_BY[version]
+    if column is None:
+        return conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] == table
+    return conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+                        (table, column)).fetchone()[0] == 1
 
 
 def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str, hashing_embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -40,7 +48,7 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
     build_index(old, corpus(8), hashing_embedder)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert schema_version(conn) == SCHEMA_VERSION - 1
-        assert conn.execute("SELECT to_regclass(%s)", (MADE_BY[SCHEMA_VERSION],)).fetchone()[0] is None
+        assert not _made(conn, SCHEMA_VERSION)
     assert status(old)["schema_version"] == SCHEMA_VERSION - 1
     before = [q.text for q in _engine(old, hashing_embedder).ask("What would item3 cost?").quotes]
     old.close()
@@ -48,8 +56,7 @@ def test_migrations_from_the_previous_schema_version_keep_the_index(pg_url: str,
         assert migrate(conn) == [SCHEMA_VERSION]
         assert migrate(conn) == []  # applied once
         assert schema_version(conn) == SCHEMA_VERSION
-        assert conn.execute("SELECT to_regclass(%s)", (MADE_BY[SCHEMA_VERSION],)).fetchone()[0] == \
-            MADE_BY[SCHEMA_VERSION]
+        assert _made(conn, SCHEMA_VERSION)
     new = PostgresStore(pg_url)
     assert [q.text for q in _engine(new, hashing_embedder).ask("What would item3 cost?").quotes] == before
     assert update_index(new, [_article(40)], [], hashing_embedder).added == 1
@@ -79,7 +86,8 @@ def test_migration_3_gives_the_votes_migration_2s_unused_feedback_table_name(pg_
                 assert conn.execute("SELECT question FROM newsbot_feedback_v2").fetchall() == [("q?",)]
             columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
                                                   "WHERE table_name = 'newsbot_feedback'")}
-            assert columns == {"answer_id", "user_hash", "vote", "question", "answer", "created_at", "updated_at"}
+            assert columns == {"answer_id", "user_hash", "vote", "question", "answer", "created_at", "updated_at",
+                               "reason", "comment", "salted"}
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

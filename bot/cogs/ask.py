@@ -1,4 +1,4 @@
-"""``/ask``, questions by mention, and the Passages / feedback buttons under answers.
+"""``/ask``, questions by mention, and the Passages / feedback buttons (and 👎 form) under answers.
 
 The cog parses input, runs the engine in a worker thread and hands the result to
 :mod:`bot.render`; nothing here decides what an answer says.
@@ -6,6 +6,7 @@ The cog parses input, runs the engine in a worker thread and hands the result to
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -22,7 +23,7 @@ from index.errors import NewsbotError, QuestionError, StoreUnavailableError
 from index.records import Answer
 
 from ..cooldown import cooldown_message
-from ..feedback import UP, StoredAnswer, new_answer_id
+from ..feedback import DOWN, FORM_REASONS, UP, FeedbackCounts, StoredAnswer, new_answer_id
 from ..guilds import DEFAULT, GuildConfig
 from ..render import (
     PassageEntry,
@@ -35,8 +36,16 @@ from ..render import (
     render_passages,
     thread_name,
 )
-from ..send import APOLOGY, NO_MENTIONS, message_kwargs, respond
-from ..views import answer_view
+from ..send import APOLOGY, NO_MENTIONS, guarded, message_kwargs, respond
+from ..views import (
+    COMMENT_FIELD,
+    REASON_FIELD,
+    answer_view,
+    decline_view,
+    feedback_form,
+    form_answers,
+    parse_custom_id,
+)
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -169,11 +178,18 @@ def question_from_message(
 UNAVAILABLE = "Sorry, I can't reach the news archive right now. Please ask again in a minute."
 #: What a 👍 / 👎 gets while the database that keeps the votes is unreachable.
 VOTE_UNAVAILABLE = "Sorry, I can't record your vote right now. Please try again in a minute."
+#: What each kind of vote gets (privately), once stored.
+THANKS = {
+    "up": "Thanks! Glad it helped. 👍",
+    "down": "Thanks for telling me what was wrong; it's noted for whoever runs this bot. 👎",
+    "miss": "Thanks: noted as a question the articles should have answered.",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """An answer rendered for sending: the payload, its buttons (if any) and the answer."""
+    """An answer (or a decline) rendered for sending: the payload, its buttons (if any), the answer
+    and the id it is stored under (None if it could not be stored)."""
 
     payload: Payload
     view: discord.ui.View | None
@@ -182,7 +198,7 @@ class Outcome:
 
     @property
     def answered(self) -> bool:
-        return self.answer_id is not None
+        return self.answer.answered and bool(self.answer.quotes)
 
 
 #: What a mention or a DM that is thanks or a greeting gets (a thread or an ask channel: nothing).
@@ -294,11 +310,19 @@ class AskCog(commands.Cog, name="Ask"):
         asked_on = asked_at.date() if asked_at is not None else None
         answer = await self.bot.workers.answer(engine.ask, question, source=source, since=window.since,
                                                until=window.until, asked_on=asked_on)
-        if not answer.answered or not answer.quotes:
-            log.info("declined: %r", question[:80])
-            return Outcome(render_decline(answer, window=window.label), None, answer)
-        payload = render_answer(answer, window=window.label)
         answer_id = new_answer_id()
+        if not answer.answered or not answer.quotes:
+            log.info("declined %s: %r", answer_id, question[:80])
+            payload = render_decline(answer, window=window.label)
+            declined = dataclasses.replace(answer, quotes=(), citations=())
+            record = StoredAnswer.from_answer(answer_id, declined, answer_summary(payload))
+            try:  # for its "This should have been answered" button; the decline is sent either way
+                await self.bot.workers.lookup(self.bot.require_store().save_answer, record)
+            except StoreUnavailableError as e:
+                log.warning("cannot store the decline %s (sent without its button): %s", answer_id, e)
+                return Outcome(payload, None, answer)
+            return Outcome(payload, decline_view(answer_id), answer, answer_id)
+        payload = render_answer(answer, window=window.label)
         record = StoredAnswer.from_answer(answer_id, answer, answer_summary(payload))
         await self.bot.workers.lookup(self.bot.require_store().save_answer, record)
         log.info("answered %s with %d quotes (confidence %.2f)", answer_id, len(answer.quotes), answer.confidence)
@@ -561,29 +585,71 @@ class AskCog(commands.Cog, name="Ask"):
         entries = await self.bot.workers.lookup(self._passage_entries, record)
         await respond(interaction, render_passages(entries), ephemeral=True)
 
-    async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: int) -> None:
-        """👍 / 👎: store the vote (with a hash of the user id) and thank the user.
+    async def on_vote_button(self, interaction: discord.Interaction, answer_id: str, vote: str) -> None:
+        """👍 and "This should have been answered" store the vote; 👎 opens the form (a modal must be
+        the first response, so nothing is stored until it is submitted)."""
+        if vote == "down":
+            await interaction.response.send_modal(feedback_form(answer_id))
+            return
+        await self.store_vote(interaction, answer_id, vote, reason="missed" if vote == "miss" else None)
 
-        Acknowledged first: the write may wait for the database, and Discord allows 3 seconds.
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """The 👎 form's submissions (the form is never kept in memory: :func:`bot.views.feedback_form`)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data = dict(interaction.data or {})
+        parsed = parse_custom_id(str(data.get("custom_id", "")))
+        if parsed is None or parsed.kind != "form" or parsed.answer_id is None:
+            return
+        answers = form_answers(data)
+        picked = answers.get(REASON_FIELD) or []
+        reason = picked[0] if isinstance(picked, list) and picked and picked[0] in FORM_REASONS else "other"
+        comment = answers.get(COMMENT_FIELD)
+        answer_id = parsed.answer_id
+        await guarded(interaction, lambda: self.store_vote(
+            interaction, answer_id, "down", reason=reason, comment=comment if isinstance(comment, str) else None))
+
+    async def store_vote(
+        self, interaction: discord.Interaction, answer_id: str, kind: str, *,
+        reason: str | None = None, comment: str | None = None,
+    ) -> None:
+        """Store a vote of ``kind`` (``up``, ``down`` or ``miss``: a down vote on a decline) with a
+        hash of the user id, show the counts on the message's buttons, and thank the user privately.
+
+        Acknowledged first as an update of the message (type 6): the write may wait for the
+        database, and Discord allows 3 seconds.
         """
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.response.defer()
         question = answer = ""
         message = interaction.message
         if message is not None and message.embeds:  # only used if the stored answer is gone
             question = message.embeds[0].title or ""
             answer = message.embeds[0].description or ""
+        store = self.bot.require_store()
         try:
-            await self.bot.workers.lookup(
-                self.bot.require_store().record_feedback, answer_id, interaction.user.id, vote,
-                question=question, answer=answer,
-            )
+            await self.bot.workers.lookup(store.record_feedback, answer_id, interaction.user.id,
+                                          UP if kind == "up" else DOWN,
+                                          reason=reason, comment=comment, question=question, answer=answer)
+            counts = await self.bot.workers.lookup(store.counts, answer_id)
         except StoreUnavailableError as e:
             log.warning("cannot record feedback on %s: %s", answer_id, e)
             await respond(interaction, Payload(content=VOTE_UNAVAILABLE), ephemeral=True)
             return
-        log.info("feedback %s on %s", "up" if vote == UP else "down", answer_id)
-        thanks = "Thanks! Glad it helped. 👍" if vote == UP else "Thanks for telling me. I'll note that it missed. 👎"
-        await respond(interaction, Payload(content=thanks), ephemeral=True)
+        log.info("feedback %s on %s%s", kind, answer_id, f" ({reason})" if reason else "")
+        await self._show_counts(interaction, answer_id, kind, counts)
+        await respond(interaction, Payload(content=THANKS[kind]), ephemeral=True)
+
+    async def _show_counts(self, interaction: discord.Interaction, answer_id: str, kind: str,
+                           counts: FeedbackCounts) -> None:
+        """Put the vote counts on the buttons of the message voted on (a nicety: the vote is stored)."""
+        if interaction.message is None:
+            return
+        view = decline_view(answer_id, counts) if kind == "miss" else answer_view(answer_id, counts)
+        try:
+            await interaction.edit_original_response(view=view)
+        except discord.HTTPException as e:
+            log.info("cannot show the vote counts on the message of %s: %s", answer_id, e)
 
 
 async def setup(bot: NewsBot) -> None:

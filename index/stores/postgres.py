@@ -184,12 +184,20 @@ def _m4(cur: Any) -> None:
         )""")
 
 
+def _m5(cur: Any) -> None:
+    # Why a vote was down (the 👎 form's reason and comment), and user hashes keyed with the install's
+    # secret: rows from before are keyed in place by bot/feedback.py (salted false until then).
+    cur.execute("ALTER TABLE newsbot_feedback ADD COLUMN reason text, ADD COLUMN comment text,"
+                " ADD COLUMN salted boolean NOT NULL DEFAULT false")
+
+
 #: (version, what it does, how). Never edit an applied one: add the next.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "the index's state, id sequences and the pgvector extension", _m1),
     (2, "shared bot state: feedback and per-guild settings", _m2),
     (3, "shared state: feeds, their entries, fetched articles; the bot's answers and votes", _m3),
     (4, "the bot's threads and the question each follows", _m4),
+    (5, "the reason and comment of a vote; keyed user hashes", _m5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -185,6 +185,11 @@ class FakeResponse:
         self._done = True
         self._log.append(("edit_message", kwargs))
 
+    async def send_modal(self, modal: Any) -> None:
+        assert not self._done, "a modal must be the first response"
+        self._done = True
+        self._log.append(("send_modal", {"modal": modal}))
+
 
 class FakeFollowup:
     def __init__(self, log: list[tuple[str, dict[str, Any]]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from bot.cogs.admin import AdminCog
 from bot.cogs.ask import AskCog, match_outlet, outlet_choices, parse_date, question_from_message
 from bot.cogs.sources import SourcesCog
-from bot.feedback import DOWN, UP, hash_user_id
+from bot.feedback import DOWN, UP
 from bot.send import APOLOGY, guarded
 
 
@@ -87,7 +87,25 @@ def test_ask_decline_is_plain(newsbot, make_interaction) -> None:  # type: ignor
     it = make_interaction()
     run(AskCog(newsbot).ask_slash(it, "What is the capital of Mars?"))
     kw = it.last()
-    assert kw["content"] == "The articles don't cover that." and kw["embeds"] == [] and "view" not in kw
+    assert kw["content"] == "The articles don't cover that." and kw["embeds"] == []
+    # Its one button: "This should have been answered", on the decline stored under its id.
+    (button,) = [c for row in kw["view"].to_components() for c in row["components"]]
+    assert button["label"] == "This should have been answered" and button["custom_id"].startswith("nb:fb:miss:")
+    stored = newsbot.store.get_answer(button["custom_id"].rsplit(":", 1)[1])
+    assert stored is not None and stored.question == "What is the capital of Mars?" and stored.quotes == ()
+
+
+def test_a_decline_the_store_cannot_keep_is_sent_without_its_button(newsbot, make_interaction, caplog) -> None:  # type: ignore[no-untyped-def]
+    from index.errors import StoreUnavailableError
+
+    def down(record) -> None:  # type: ignore[no-untyped-def]
+        raise StoreUnavailableError("connection refused")
+
+    newsbot.store.save_answer = down
+    it = make_interaction()
+    run(AskCog(newsbot).ask_slash(it, "What is the capital of Mars?"))
+    assert it.last()["content"] == "The articles don't cover that." and "view" not in it.last()
+    assert "cannot store the decline" in caplog.text
 
 
 def test_ask_filters_are_parsed_and_passed(newsbot, engine, make_interaction) -> None:  # type: ignore[no-untyped-def]
@@ -160,14 +178,50 @@ def test_passages_and_votes(newsbot, store, make_interaction, answer) -> None:  
     assert kw["ephemeral"] and "**Rail fares will rise by 5% in March, the minister said.**" in kw["embeds"][0].description
     assert_safe(kw)
 
-    run(cog.record_vote(make_interaction(user_id=77), aid, UP))
-    it = make_interaction(user_id=78)
-    run(cog.record_vote(it, aid, DOWN))
-    assert it.sent[0] == ("defer", {"ephemeral": True, "thinking": True})  # acknowledged before the write
+    message = SimpleNamespace(embeds=[])
+    run(cog.store_vote(make_interaction(user_id=77, message=message), aid, "up"))
+    it = make_interaction(user_id=78, message=message)
+    run(cog.store_vote(it, aid, "down", reason="outdated", comment="  There is newer news.  "))
+    assert it.sent[0] == ("defer", {})  # acknowledged (as an update of the message) before the write
+    # The buttons now show the votes; the thanks is private.
+    edit = next(kw for kind, kw in it.sent if kind == "edit_original")
+    labels = [c.get("label") for row in edit["view"].to_components() for c in row["components"]]
+    assert labels == ["Passages", "1", "1"]
     assert it.last()["ephemeral"] and "Thanks" in it.last()["content"]
     rows = store.feedback_rows(aid)
-    assert {r["user_hash"] for r in rows} == {hash_user_id(77), hash_user_id(78)}
+    assert {r["user_hash"] for r in rows} == {store.user_hash(77), store.user_hash(78)}
     assert all(r["question"] == answer.question for r in rows)
+    assert [(r["vote"], r["reason"], r["comment"]) for r in rows] == [(UP, None, None),
+                                                                      (DOWN, "outdated", "There is newer news.")]
+
+
+def test_thumbs_down_opens_the_form_first(newsbot, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
+    """👎 answers with the form (a modal must be the first response) and stores nothing until it is sent."""
+    cog = AskCog(newsbot)
+    run(cog.ask_slash(it := make_interaction(), answer.question))
+    aid = answer_id_of(it.last())
+    run(cog.on_vote_button(it := make_interaction(user_id=5), aid, "down"))
+    ((kind, kw),) = it.sent
+    form = kw["modal"]
+    assert kind == "send_modal" and form.custom_id.startswith(f"nb:fbm:{aid}:") and form.is_finished()
+    payload = form.to_dict()
+    select = payload["components"][0]["component"]
+    assert [o["value"] for o in select["options"]] == ["wrong_quote", "outdated", "wrong_source", "other"]
+    assert newsbot.store.feedback_rows(aid) == []
+
+
+def test_the_should_have_been_answered_button(newsbot, make_interaction) -> None:  # type: ignore[no-untyped-def]
+    cog = AskCog(newsbot)
+    run(cog.ask_slash(it := make_interaction(), "What is the capital of Mars?"))
+    (button,) = [c for row in it.last()["view"].to_components() for c in row["components"]]
+    aid = button["custom_id"].rsplit(":", 1)[1]
+    for user in (1, 2, 1):  # the same person twice counts once
+        run(cog.on_vote_button(it := make_interaction(user_id=user, message=SimpleNamespace(embeds=[])), aid, "miss"))
+    edit = next(kw for kind, kw in it.sent if kind == "edit_original")
+    (label,) = [c["label"] for row in edit["view"].to_components() for c in row["components"]]
+    assert label == "This should have been answered · 2"
+    rows = newsbot.store.feedback_rows(aid)
+    assert [(r["vote"], r["reason"], r["question"]) for r in rows] == [(DOWN, "missed", "What is the capital of Mars?")] * 2
 
 
 def test_passages_when_gone(newsbot, engine, make_interaction, answer) -> None:  # type: ignore[no-untyped-def]
@@ -376,18 +430,19 @@ def test_votes_are_recorded_in_the_database(newsbot, pg_url, make_interaction, a
     it = make_interaction()
     run(cog.ask_slash(it, answer.question))
     aid = answer_id_of(it.last())
-    run(cog.record_vote(make_interaction(user_id=77), aid, UP))
-    run(cog.record_vote(make_interaction(user_id=78), aid, UP))
-    run(cog.record_vote(it := make_interaction(user_id=78), aid, DOWN))  # changed their mind
+    run(cog.store_vote(make_interaction(user_id=77), aid, "up"))
+    run(cog.store_vote(make_interaction(user_id=78), aid, "up"))
+    run(cog.store_vote(it := make_interaction(user_id=78), aid, "down", reason="wrong_quote"))  # changed their mind
     assert "Thanks" in it.last()["content"]
     run(cog.show_passages(it := make_interaction(user_id=77), aid))
     assert "Rail fares will rise" in it.last()["embeds"][0].description
+    hashes = newsbot.store.user_hash(78), newsbot.store.user_hash(77)
     newsbot.store.close()
     with psycopg.connect(pg_url) as conn:
-        rows = conn.execute("SELECT user_hash, vote, question FROM newsbot_feedback WHERE answer_id = %s "
+        rows = conn.execute("SELECT user_hash, vote, question, reason FROM newsbot_feedback WHERE answer_id = %s "
                             "ORDER BY vote", (aid,)).fetchall()
         [(stored,)] = conn.execute("SELECT question FROM newsbot_answers WHERE answer_id = %s", (aid,)).fetchall()
-    assert rows == [(hash_user_id(78), DOWN, answer.question), (hash_user_id(77), UP, answer.question)]
+    assert rows == [(hashes[0], DOWN, answer.question, "wrong_quote"), (hashes[1], UP, answer.question, None)]
     assert stored == answer.question
     with contextlib.closing(sqlite3.connect(newsbot.settings.feedback_db)) as conn:  # the fixture's file: untouched
         assert conn.execute("SELECT count(*) FROM answers").fetchone() == (0,)
@@ -412,7 +467,7 @@ def test_an_unreachable_feedback_database_gets_a_short_apology_then_records_agai
         aid = answer_id_of(it.last())
         server.stop()
 
-        run(cog.record_vote(it := make_interaction(user_id=11), aid, UP))
+        run(cog.store_vote(it := make_interaction(user_id=11), aid, "up"))
         assert it.last() == {**it.last(), "content": VOTE_UNAVAILABLE, "ephemeral": True}
         run(cog.show_passages(it := make_interaction(user_id=11), aid))
         assert it.last()["content"] == UNAVAILABLE and it.last()["ephemeral"]
@@ -423,7 +478,7 @@ def test_an_unreachable_feedback_database_gets_a_short_apology_then_records_agai
         server.start()
         deadline = time.monotonic() + 30
         while True:  # the pool reconnects by itself
-            run(cog.record_vote(it := make_interaction(user_id=11), aid, UP))
+            run(cog.store_vote(it := make_interaction(user_id=11), aid, "up"))
             if "Thanks" in it.last()["content"] or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -3,6 +3,7 @@ the tests that take ``fb`` run on both."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import threading
@@ -19,6 +20,8 @@ from bot.feedback import (
     FeedbackStoreError,
     StoredAnswer,
     hash_user_id,
+    key_file,
+    load_secret_key,
     new_answer_id,
     open_feedback_store,
 )
@@ -48,16 +51,75 @@ def test_answer_round_trip(fb: FeedbackStore, answer) -> None:  # type: ignore[n
     assert fb.get_answer("nope-nope-nope") is None
 
 
-def test_feedback_hashes_the_user_id(fb: FeedbackStore, answer) -> None:  # type: ignore[no-untyped-def]
+def test_feedback_hashes_the_user_id_with_the_install_key(fb: FeedbackStore, answer) -> None:  # type: ignore[no-untyped-def]
     fb.save_answer(StoredAnswer.from_answer("answer-0000000001", answer, "rendered text"))
     user_id = 123456789012345678
     assert fb.record_feedback("answer-0000000001", user_id, UP) is True
     (row,) = fb.feedback_rows()
-    assert row["user_hash"] == hashlib.sha256(str(user_id).encode()).hexdigest() == hash_user_id(user_id)
+    plain = hashlib.sha256(str(user_id).encode()).hexdigest()
+    assert row["user_hash"] == fb.user_hash(user_id) != plain  # keyed: not the id's bare hash
+    assert row["user_hash"] != hash_user_id(user_id, b"another install's key!!")
     assert row["question"] == answer.question and row["answer"] == "rendered text" and row["vote"] == UP
-    tables = fb._t.values()  # the raw id is nowhere in the database
+    tables = fb._t.values()  # neither the raw id nor its bare hash is anywhere in the database
     dump = "\n".join(str(r) for t in tables for r in fb.db.query(f"SELECT * FROM {t}"))
-    assert hash_user_id(user_id) in dump and str(user_id) not in dump
+    assert fb.user_hash(user_id) in dump and str(user_id) not in dump and plain not in dump
+
+
+def test_reasons_and_comments(fb: FeedbackStore, answer) -> None:  # type: ignore[no-untyped-def]
+    fb.save_answer(StoredAnswer.from_answer("answer-0000000011", answer, "r"))
+    fb.record_feedback("answer-0000000011", 1, DOWN, reason="wrong_source", comment="x" * 900)
+    fb.record_feedback("answer-0000000011", 2, DOWN, reason="outdated", comment="   ")
+    rows = {r["reason"]: r for r in fb.feedback_rows("answer-0000000011")}
+    assert len(rows["wrong_source"]["comment"]) == 500 and rows["outdated"]["comment"] is None
+    fb.record_feedback("answer-0000000011", 1, UP)  # changed their mind: the reason goes with the vote
+    assert {r["reason"] for r in fb.feedback_rows("answer-0000000011")} == {None, "outdated"}
+    with pytest.raises(ValueError, match="unknown reason"):
+        fb.record_feedback("answer-0000000011", 1, DOWN, reason="boring")
+
+
+def test_the_report(fb: FeedbackStore, answer) -> None:  # type: ignore[no-untyped-def]
+    for aid, question in (("answer-000000000a", "Who won?"), ("answer-000000000b", "Why rain?")):
+        fb.save_answer(StoredAnswer.from_answer(aid, dataclasses.replace(answer, question=question), "r"))
+    fb.record_feedback("answer-000000000a", 1, DOWN, reason="outdated", comment="old")
+    fb.record_feedback("answer-000000000a", 2, DOWN, reason="outdated")
+    fb.record_feedback("answer-000000000a", 3, UP)
+    fb.record_feedback("answer-000000000b", 1, DOWN, reason="missed")
+    fb.record_feedback("answer-000000000b", 4, UP)
+    report = fb.report()
+    assert (report.answers, report.votes, report.up, report.down) == (2, 5, 2, 3)
+    assert report.reasons == {"outdated": 2, "missed": 1}
+    assert [(v.question, v.down, v.up, v.reasons, v.comments) for v in report.voted_down] == [
+        ("Who won?", 2, 1, {"outdated": 2}, ("old",)), ("Why rain?", 1, 1, {"missed": 1}, ())]
+    assert len(fb.report(top=1).voted_down) == 1
+    assert report.to_json()["voted_down"][0]["question"] == "Who won?"
+
+
+def test_the_secret_key_file_is_made_once_and_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    settings = sqlite_settings(tmp_path / "fb.sqlite3")
+    key = load_secret_key(settings)
+    path = key_file(settings)
+    assert path == tmp_path / "fb.key" and len(key) >= 32
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_secret_key(settings) == key  # the same key every time
+    assert [p.name for p in tmp_path.iterdir()] == ["fb.key"]  # no temporary file left
+    with open_feedback_store(settings) as s:
+        first = s.user_hash(7)
+    with open_feedback_store(settings) as s:
+        assert s.user_hash(7) == first
+
+
+def test_the_secret_key_from_the_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"NEWSBOT_FEEDBACK_DB": str(tmp_path / "fb.sqlite3"), "NEWSBOT_SECRET_KEY": "k" * 40}
+    assert load_secret_key(Settings.from_env(env)) == b"k" * 40
+    assert not key_file(Settings.from_env(env)).exists()
+    with pytest.raises(FeedbackStoreError, match="NEWSBOT_SECRET_KEY is too short"):
+        load_secret_key(Settings.from_env({**env, "NEWSBOT_SECRET_KEY": "short"}))
+    (tmp_path / "fb.key").write_text("tiny\n")
+    with pytest.raises(FeedbackStoreError, match="fb.key is too short"):
+        load_secret_key(sqlite_settings(tmp_path / "fb.sqlite3"))
 
 
 def test_second_vote_replaces_the_first(fb: FeedbackStore, answer) -> None:  # type: ignore[no-untyped-def]
@@ -154,5 +216,34 @@ def test_an_existing_sqlite_file_keeps_its_answers_and_votes(tmp_path, answer) -
         old = s.get_answer("answer-0000000009")
         assert old is not None and old.question == "Old question?" and old.sentence_ids == [7]
         assert s.counts("answer-0000000009").up == 1
-        s.record_feedback("answer-0000000009", 5, DOWN)
+        s.record_feedback("answer-0000000009", 5, DOWN, reason="outdated")
         assert (s.counts("answer-0000000009").up, s.counts("answer-0000000009").down) == (1, 1)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    conn.close()
+
+
+def test_schema_1_user_hashes_are_keyed_in_place(tmp_path, answer) -> None:  # type: ignore[no-untyped-def]
+    """The bare sha256 hashes an older newsbot stored become keyed hashes on opening, so the same
+    person's new vote still replaces their old one, and no bare hash is left."""
+    path = tmp_path / "fb.sqlite3"
+    conn = sqlite3.connect(path)
+    bare = hashlib.sha256(b"4242").hexdigest()
+    conn.executescript(f"""
+        CREATE TABLE answers (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, question TEXT NOT NULL,
+            rendered TEXT NOT NULL, confidence REAL NOT NULL, sentence_ids TEXT NOT NULL, quotes TEXT NOT NULL,
+            citations TEXT NOT NULL);
+        CREATE TABLE feedback (answer_id TEXT NOT NULL, user_hash TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), question TEXT NOT NULL, answer TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (answer_id, user_hash));
+        INSERT INTO feedback VALUES ('answer-0000000010', '{bare}', 1, 'Q?', 'A.', 't', 't');
+        PRAGMA user_version=1;
+    """)
+    conn.close()
+    with open_feedback_store(sqlite_settings(path)) as s:
+        (row,) = s.feedback_rows()
+        assert row["user_hash"] == s.user_hash(4242) != bare
+        s.record_feedback("answer-0000000010", 4242, DOWN)
+        assert (s.counts("answer-0000000010").up, s.counts("answer-0000000010").down) == (0, 1)
+    with open_feedback_store(sqlite_settings(path)) as s:  # keyed once, not again
+        assert [r["user_hash"] for r in s.feedback_rows()] == [s.user_hash(4242)]

@@ -7,19 +7,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import views as V
-from bot.feedback import DOWN, UP, new_answer_id
+from bot.feedback import FeedbackCounts, new_answer_id
 from bot.render import dlen
 
 
 def test_answer_ids_round_trip() -> None:
     aid = new_answer_id()
     assert V.parse_custom_id(V.passages_custom_id(aid)) == V.CustomId("passages", answer_id=aid)
-    assert V.parse_custom_id(V.feedback_custom_id(aid, UP)) == V.CustomId("feedback", answer_id=aid, vote=UP)
-    assert V.parse_custom_id(V.feedback_custom_id(aid, DOWN)).vote == DOWN
+    assert V.parse_custom_id(V.feedback_custom_id(aid, "up")) == V.CustomId("feedback", answer_id=aid, vote="up")
+    assert V.parse_custom_id(V.feedback_custom_id(aid, "down")).vote == "down"
+    assert V.parse_custom_id(V.feedback_custom_id(aid, "miss")).vote == "miss"
     assert V.passages_custom_id(aid) == f"nb:passages:{aid}"
-    assert V.feedback_custom_id(aid, UP) == f"nb:fb:up:{aid}"
+    assert V.feedback_custom_id(aid, "up") == f"nb:fb:up:{aid}"
+    form = V.form_custom_id(aid)
+    assert V.parse_custom_id(form) == V.CustomId("form", answer_id=aid) and form != V.form_custom_id(aid)
     with pytest.raises(ValueError):
         V.passages_custom_id("bad id with spaces")
+    with pytest.raises(ValueError):
+        V.feedback_custom_id(aid, "maybe")
 
 
 @given(st.text(max_size=V.SOURCES_QUERY_MAX), st.integers(0, 999_999), st.sampled_from(["p", "n"]))
@@ -42,6 +47,26 @@ def test_answer_view_is_persistent() -> None:
     ids = [c["custom_id"] for row in view.to_components() for c in row["components"]]
     assert ids == [f"nb:passages:{aid}", f"nb:fb:up:{aid}", f"nb:fb:down:{aid}"]
     assert all(len(i) <= 100 for i in ids)
+    labels = [c.get("label") for row in V.answer_view(aid, FeedbackCounts(up=3)).to_components() for c in row["components"]]
+    assert labels == ["Passages", "3", None]  # a count once someone voted
+
+
+def test_the_form_and_its_answers() -> None:
+    import asyncio
+
+    async def build():  # type: ignore[no-untyped-def]
+        return V.feedback_form(new_answer_id())
+
+    form = asyncio.run(build())
+    payload = form.to_dict()
+    assert len(payload["title"]) <= 45 and [c["type"] for c in payload["components"]] == [18, 18]
+    reason, comment = (c["component"] for c in payload["components"])
+    assert reason["custom_id"] == V.REASON_FIELD and (reason["min_values"], reason["max_values"]) == (1, 1)
+    assert comment["custom_id"] == V.COMMENT_FIELD and comment["required"] is False
+    submitted = {"custom_id": payload["custom_id"], "components": [
+        {"type": 18, "id": 1, "component": {"type": 3, "id": 2, "custom_id": "reason", "values": ["outdated"]}},
+        {"type": 18, "id": 3, "component": {"type": 4, "id": 4, "custom_id": "comment", "value": "old news"}}]}
+    assert V.form_answers(submitted) == {"reason": ["outdated"], "comment": "old news"}
 
 
 def test_sources_view() -> None:
@@ -58,9 +83,9 @@ def test_templates_rebuild_the_items() -> None:
     import asyncio
 
     aid = new_answer_id()
-    m = V.FEEDBACK_TEMPLATE.fullmatch(V.feedback_custom_id(aid, DOWN))
+    m = V.FEEDBACK_TEMPLATE.fullmatch(V.feedback_custom_id(aid, "down"))
     item = asyncio.run(V.FeedbackButton.from_custom_id(None, None, m))  # type: ignore[arg-type]
-    assert (item.answer_id, item.vote) == (aid, DOWN)
+    assert (item.answer_id, item.vote) == (aid, "down")
     m = V.SOURCES_TEMPLATE.fullmatch("nb:src:n:4:a:b")
     item = asyncio.run(V.SourcesPageButton.from_custom_id(None, None, m))  # type: ignore[arg-type]
     assert (item.target, item.query) == (5, "a:b")

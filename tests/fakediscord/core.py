@@ -1072,11 +1072,20 @@ class Core:
             itype=C.IT_MESSAGE_COMPONENT, name=custom_id, user=user, channel=channel, data=data, message=stored
         )
 
-    def create_modal_submit(self, source: FakeInteraction, values: dict[str, str], user: FakeUser) -> FakeInteraction:
-        """Dispatch a MODAL_SUBMIT for a modal the bot opened (type 9 response to ``source``)."""
+    def create_modal_submit(
+        self, source: FakeInteraction, values: dict[str, str | list[str]], user: FakeUser
+    ) -> FakeInteraction:
+        """Dispatch a MODAL_SUBMIT for a modal the bot opened (type 9 response to ``source``).
+
+        ``values``: a text input's text, or the list of values picked in a select (which must be among
+        its options, as many as its min/max allow). What the user leaves alone is submitted as the
+        modal set it (a text input's ``value``, no values for a select), and refused if required.
+        """
         modal = source.modal
         if modal is None:
             raise FakeDiscordError(f"{source!r} did not open a modal")
+        if user.id != source.user_id:
+            raise FakeDiscordError(f"the modal of {source!r} was shown to user {source.user_id}, not {user.id}")
         submitted: list[JSON] = []
         seen: set[str] = set()
         for row in modal.get("components") or []:
@@ -1084,17 +1093,8 @@ class Core:
                 inputs = [row["component"]]
             else:
                 inputs = row.get("components") or []
-            answers = []
-            for component in inputs:
-                custom_id = component.get("custom_id")
-                seen.add(custom_id)
-                value = values.get(custom_id, component.get("value") or "")
-                if component.get("required", True) and not value and component.get("type") == C.COMP_TEXT_INPUT:
-                    raise FakeDiscordError(f"modal field {custom_id!r} is required")
-                low, high = component.get("min_length", 0), component.get("max_length", 4000)
-                if value and not low <= len(value) <= high:
-                    raise FakeDiscordError(f"modal field {custom_id!r}: length must be within [{low}, {high}]")
-                answers.append({"type": component.get("type", C.COMP_TEXT_INPUT), "custom_id": custom_id, "value": value})
+            answers = [self._modal_answer(component, values) for component in inputs]
+            seen.update(str(component.get("custom_id")) for component in inputs)
             if row.get("type") == C.COMP_LABEL:
                 submitted.extend({"type": C.COMP_LABEL, "component": a} for a in answers)
             else:
@@ -1108,6 +1108,37 @@ class Core:
         return self._new_interaction(
             itype=C.IT_MODAL_SUBMIT, name=modal["custom_id"], user=user, channel=channel, data=data, message=message
         )
+
+    @staticmethod
+    def _modal_answer(component: JSON, values: dict[str, str | list[str]]) -> JSON:
+        """What Discord sends for one input of a submitted modal, checked against the input's rules."""
+        custom_id = component.get("custom_id")
+        ctype = component.get("type", C.COMP_TEXT_INPUT)
+        given = values.get(custom_id) if custom_id is not None else None
+        if ctype in C.SELECT_TYPES:
+            if isinstance(given, str):
+                raise FakeDiscordError(f"modal select {custom_id!r} takes a list of values")
+            chosen = [str(v) for v in given or []]
+            low, high = component.get("min_values", 1), component.get("max_values", 1)
+            if not chosen and component.get("required", True):
+                raise FakeDiscordError(f"modal select {custom_id!r} is required")
+            if chosen and not low <= len(chosen) <= high:
+                raise FakeDiscordError(f"modal select {custom_id!r} needs between {low} and {high} values")
+            if ctype == C.COMP_STRING_SELECT:
+                allowed = {o["value"] for o in component.get("options") or []}
+                bad = [v for v in chosen if v not in allowed]
+                if bad:
+                    raise FakeDiscordError(f"modal select {custom_id!r}: {bad} not among options {sorted(allowed)}")
+            return {"type": ctype, "custom_id": custom_id, "values": chosen}
+        if isinstance(given, list):
+            raise FakeDiscordError(f"modal field {custom_id!r} takes text, not a list")
+        value = given if given is not None else component.get("value") or ""
+        if component.get("required", True) and not value:
+            raise FakeDiscordError(f"modal field {custom_id!r} is required")
+        low, high = component.get("min_length", 0), component.get("max_length", 4000)
+        if value and not low <= len(value) <= high:
+            raise FakeDiscordError(f"modal field {custom_id!r}: length must be within [{low}, {high}]")
+        return {"type": ctype, "custom_id": custom_id, "value": value}
 
     # ------------------------------------------------------------------ interactions (responses)
     _ALLOWED_CALLBACKS = {

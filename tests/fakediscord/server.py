@@ -649,9 +649,10 @@ class FakeDiscord:
         return self._run(lambda: self.core.create_component(message, custom_id, self.core.user(user), values))
 
     def send_modal_submit(
-        self, interaction: FakeInteraction, values: dict[str, str], *, user: str | int | None = None
+        self, interaction: FakeInteraction, values: dict[str, str | list[str]], *, user: str | int | None = None
     ) -> FakeInteraction:
-        """Submit the modal the bot opened in response to ``interaction`` (type 5)."""
+        """Submit the modal the bot opened in response to ``interaction`` (type 5): text for a text
+        input, a list of option values for a select."""
         return self._run(
             lambda: self.core.create_modal_submit(
                 interaction, values, self.core.user(user if user is not None else interaction.user_id)

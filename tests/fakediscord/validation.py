@@ -317,6 +317,17 @@ def validate_modal(data: JSON, *, prefix: Path = ("data",)) -> None:
             _check_custom_id(comp, path, errors, seen)
             if comp.get("type") == C.COMP_TEXT_INPUT and row.get("type") == C.COMP_ACTION_ROW:
                 errors.bad_length((*path, "label"), comp.get("label"), 1, 45)
+            if comp.get("type") in C.SELECT_TYPES:
+                if row.get("type") != C.COMP_LABEL:  # a select in a modal goes in a Label
+                    errors.add((*path, "type"), "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (4,).")
+                if comp.get("type") == C.COMP_STRING_SELECT:
+                    options = comp.get("options") or []
+                    errors.bad_length((*path, "options"), options, 1, 25)
+                    for k, option in enumerate(options):
+                        errors.bad_length((*path, "options", k, "label"), option.get("label"), 1, 100)
+                        errors.bad_length((*path, "options", k, "value"), option.get("value"), 1, 100)
+                        if option.get("description") is not None:
+                            errors.bad_length((*path, "options", k, "description"), option["description"], 1, 100)
     errors.raise_if_any()
 
 
