@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
                    help="how many of the questions voted down most to list (default 10)")
     p.add_argument("--export", type=Path, metavar="FILE",
                    help="also write every vote as JSON Lines to FILE ('-' for standard output)")
-    p.set_defaults(func=feedback)
+    p.set_defaults(func=feedback, report=True)  # a report: no INFO log lines over it
 
 
 def _positive(value: str) -> int:

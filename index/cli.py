@@ -588,10 +588,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _log_level(settings: Settings, args: argparse.Namespace) -> str:
-    """The terminal chat (``ask``, and ``run`` with no bot) shows answers, not log lines, unless
+    """The terminal chat (``ask``, and ``run`` with no bot) and the reports of add-on commands that
+    ask for it (``set_defaults(report=True)``) show their output, not log lines, unless
     NEWSBOT_LOG_LEVEL asks for them; other commands log newsbot's progress at INFO."""
     chat = args.command == "ask" or (args.command == "run" and configured_frontend() is None)
-    return "WARNING" if chat and not os.environ.get("NEWSBOT_LOG_LEVEL") else settings.log_level
+    quiet = chat or getattr(args, "report", False)
+    return "WARNING" if quiet and not os.environ.get("NEWSBOT_LOG_LEVEL") else settings.log_level
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -410,6 +410,48 @@ def test_second_response_is_refused(fake: FakeDiscord) -> None:
     assert [r.code for r in interaction.errors] == [C.E_ALREADY_ACKNOWLEDGED]
 
 
+FORM = {"title": "What was wrong?", "custom_id": "form:1", "components": [
+    {"type": C.COMP_LABEL, "label": "Reason", "component": {
+        "type": C.COMP_STRING_SELECT, "custom_id": "reason", "options": [{"label": "Outdated", "value": "outdated"}]}}]}
+
+
+@pytest.mark.timeout(60)
+def test_a_modal_must_be_the_first_response(fake: FakeDiscord) -> None:
+    """A modal (type 9) after the interaction was acknowledged is refused (40060), as is one in answer
+    to a modal submission, or a select that is not in a Label; a select's submission is checked."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        answered = fake.send_slash("twice")
+        await answered.async_wait_response(STEP_TIMEOUT)
+        result["second"] = await http(fake, "POST", f"/interactions/{answered.id}/{answered.token}/callback",
+                                      {"type": C.CB_MODAL, "data": FORM}, auth=False)
+
+    run_bot(fake, scenario)
+    assert result["second"] == (400, {"message": "Interaction has already been acknowledged.", "code": 40060})
+    # With the bot gone, the test answers a command itself (nothing else races it).
+    opener = fake.send_slash("panel")
+    bare = {**FORM, "components": [{"type": C.COMP_ACTION_ROW, "components": [FORM["components"][0]["component"]]}]}
+    status, body = asyncio.run(http(fake, "POST", f"/interactions/{opener.id}/{opener.token}/callback",
+                                    {"type": C.CB_MODAL, "data": bare}, auth=False))
+    assert status == 400 and body["code"] == C.E_INVALID_FORM_BODY  # a select in a modal goes in a Label
+    status, _ = asyncio.run(http(fake, "POST", f"/interactions/{opener.id}/{opener.token}/callback",
+                                 {"type": C.CB_MODAL, "data": FORM}, auth=False))
+    assert status == 204
+    with pytest.raises(FakeDiscordError, match="not among options"):
+        fake.send_modal_submit(opener, {"reason": ["stale"]})
+    with pytest.raises(FakeDiscordError, match="takes a list"):
+        fake.send_modal_submit(opener, {"reason": "outdated"})
+    with pytest.raises(FakeDiscordError, match="shown to user"):
+        fake.send_modal_submit(opener, {"reason": ["outdated"]}, user="admin")
+    submit = fake.send_modal_submit(opener, {"reason": ["outdated"]})
+    assert submit.payload["data"]["components"] == [
+        {"type": C.COMP_LABEL, "component": {"type": C.COMP_STRING_SELECT, "custom_id": "reason", "values": ["outdated"]}}]
+    reply = asyncio.run(http(fake, "POST", f"/interactions/{submit.id}/{submit.token}/callback",
+                             {"type": C.CB_MODAL, "data": FORM}, auth=False))
+    assert reply[0] == 400 and reply[1]["code"] == C.E_INVALID_FORM_BODY  # no modal in answer to a modal
+
+
 @pytest.mark.timeout(60)
 def test_late_response_is_unknown_interaction(fake: FakeDiscord) -> None:
     """Responding after 3 s gets 404 / 10062 Unknown interaction (discord.NotFound)."""

@@ -247,7 +247,7 @@ def test_buttons_pressed_during_a_burst_of_questions_are_acknowledged_in_time(fa
     burst = [fake.send_slash("ask", {"question": q})  # 102 questions, then the two clicks
              for q in [LONG_QUESTION, MANY_QUESTION, HOSTILE_QUESTION] * 34]
     presses = [fake.send_component(page["id"], next_page), fake.send_component(answer, vote, user="admin")]
-    results = [p.wait_response(60) for p in presses]
+    results = [presses[0].wait_response(60), presses[1].wait_response(60, index=1)]  # the vote: counts, then thanks
     acks = {p.name: p.ack_latency for p in presses + burst}
     assert all(a is not None and a < 3.0 for a in acks.values()), sorted(acks.values())[-5:]
     assert "Page 2 of 3" in results[0]["embeds"][0]["footer"]["text"]

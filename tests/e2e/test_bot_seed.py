@@ -6,6 +6,7 @@ checks that the fake refused nothing the bot sent and that no gateway heartbeat 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -126,8 +127,9 @@ def test_ask_is_deferred_then_answered_with_citations(fake: FakeDiscord) -> None
 def test_off_topic_question_is_declined(fake: FakeDiscord) -> None:
     interaction, reply = ask(fake, OFF_TOPIC)
     assert interaction.callback_type == C.CB_DEFERRED_CHANNEL_MESSAGE and interaction.ack_latency < DEADLINE
-    assert reply["embeds"] == [] and reply["components"] == []  # no quotes, no buttons
-    assert reply["content"] and "Liverpool" not in reply["content"]
+    assert reply["embeds"] == [] and reply["content"] and "Liverpool" not in reply["content"]  # no quotes
+    [button] = [c for row in reply["components"] for c in row["components"]]  # only "should have been answered"
+    assert button["label"] == "This should have been answered" and button["custom_id"].startswith("nb:fb:miss:")
     assert "don't" in reply["content"] or "can't" in reply["content"], reply["content"]
     assert_quiet(reply)
 
@@ -346,6 +348,59 @@ def test_rate_limited_follow_up_still_arrives(fake: FakeDiscord) -> None:
     assert posts[1].monotonic - posts[0].monotonic >= 0.45  # it waited Retry-After
 
 
+# --- feedback ----------------------------------------------------------------------------------------
+
+
+def test_thumbs_down_opens_a_form_whose_reason_is_stored_and_reported(fake: FakeDiscord, module_dir: Path) -> None:
+    """👎 answers with a form (a modal, the first response); its submission stores the reason and the
+    comment, puts the count on the button and thanks privately; a decline's "This should have been
+    answered" counts too; and `newsbot feedback --json` reports both."""
+    import json
+    import subprocess
+    import sys
+
+    _, answer = ask(fake, QUESTION)
+    answer_id = assert_cited_answer(answer, QUESTION, "Liverpool")
+    press = fake.send_component(answer, f"nb:fb:down:{answer_id}", user="admin")
+    press.wait_callback(30)
+    assert press.callback_type == C.CB_MODAL and press.ack_latency < DEADLINE
+    form = press.modal
+    assert form["custom_id"].startswith(f"nb:fbm:{answer_id}:")
+    reason, comment = (row["component"] for row in form["components"])
+    assert [o["value"] for o in reason["options"]] == ["wrong_quote", "outdated", "wrong_source", "other"]
+    with pytest.raises(FakeDiscordError, match="not among options"):  # what a user cannot pick
+        fake.send_modal_submit(press, {"reason": ["boring"]}, user="admin")
+    with pytest.raises(FakeDiscordError, match="required"):
+        fake.send_modal_submit(press, {"comment": "no reason picked"}, user="admin")
+    submit = fake.send_modal_submit(press, {"reason": ["outdated"], "comment": "The plan changed in May."},
+                                    user="admin")
+    counted, thanks = submit.wait_response(30), submit.wait_response(30, index=1)
+    assert submit.callback_type == C.CB_DEFERRED_UPDATE_MESSAGE and submit.ack_latency < DEADLINE
+    assert counted["id"] == answer["id"]
+    assert [c.get("label") for row in counted["components"] for c in row["components"]] == ["Passages", None, "1"]
+    assert thanks["ephemeral"] is True and "what was wrong" in thanks["content"]
+
+    _, declined = ask(fake, OFF_TOPIC)
+    [miss] = custom_ids(declined)
+    press = fake.send_component(declined, miss, user="admin")
+    counted, thanks = press.wait_response(30), press.wait_response(30, index=1)
+    assert counted["id"] == declined["id"]
+    assert counted["components"][0]["components"][0]["label"] == "This should have been answered · 1"
+    assert thanks["ephemeral"] is True and "should have answered" in thanks["content"]
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "NEWSBOT_"))}
+    env["NEWSBOT_FEEDBACK_DB"] = str(module_dir / "bot" / "feedback.sqlite3")
+    r = subprocess.run([sys.executable, "-m", "index", "feedback", "--json"], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no library noise, no warnings
+    report = {v["answer_id"]: v for v in json.loads(r.stdout)["voted_down"]}
+    assert report[answer_id]["question"] == QUESTION and report[answer_id]["reasons"] == {"outdated": 1}
+    assert report[answer_id]["comments"] == ["The plan changed in May."]
+    declined_id = miss.rsplit(":", 1)[1]
+    assert report[declined_id]["question"] == OFF_TOPIC and report[declined_id]["reasons"] == {"missed": 1}
+
+
 # --- restart ---------------------------------------------------------------------------------------
 
 
@@ -364,8 +419,11 @@ def test_feedback_buttons_and_threads_survive_a_restart(fake: FakeDiscord, bot: 
     assert fake.identify_count == ready_before + 1
 
     press = fake.send_component(answer, f"nb:fb:up:{answer_id}", user="user")
-    thanks = press.wait_response(30)
+    counted, thanks = press.wait_response(30), press.wait_response(30, index=1)
+    assert press.callback_type == C.CB_DEFERRED_UPDATE_MESSAGE
     assert press.ack_latency is not None and press.ack_latency < DEADLINE
+    assert counted["id"] == answer["id"] and counted["source"] == "edit"  # the answer's 👍 shows the vote
+    assert [c.get("label") for row in counted["components"] for c in row["components"]] == ["Passages", "1", None]
     assert thanks["ephemeral"] is True and "Thanks" in thanks["content"]
     passages = fake.send_component(answer, f"nb:passages:{answer_id}", user="user").wait_response(30)
     assert passages["embeds"] and "Liverpool" in passages["embeds"][0]["description"]
@@ -378,8 +436,9 @@ def test_feedback_buttons_and_threads_survive_a_restart(fake: FakeDiscord, bot: 
     assert len(rows) == 1, rows
     [row] = rows
     assert row["vote"] == 1 and row["question"] == QUESTION and "Liverpool" in row["answer"]
-    assert row["user_hash"] == hash_user_id(fake.ids.user_id)
-    assert str(fake.ids.user_id) not in dump  # only the hash is stored
+    key = (module_dir / "bot" / "feedback.key").read_bytes().strip()  # made by the bot, for this install
+    assert row["user_hash"] == hash_user_id(fake.ids.user_id, key)
+    assert str(fake.ids.user_id) not in dump  # only the keyed hash is stored
 
     _, again = ask(fake, OFF_TOPIC)  # and the restarted bot answers as before
     assert again["content"] and again["embeds"] == []

@@ -68,6 +68,7 @@ def running_bots(fake: FakeDiscord, archive: str, workdir: Path, shard_ids: list
     for ids in shard_ids:
         name = f"shards-{ids or 'all'}"
         extra = {"NEWSBOT_DATABASE_URL": archive, "NEWSBOT_SHARD_COUNT": str(SHARDS), "NEWSBOT_WATCH": "1",
+                 "NEWSBOT_SECRET_KEY": "one key for every process of this bot",
                  "NEWSBOT_SHARD_IDS": ids or ""}
         env = bot_env(fake, index_dir=workdir / "index", feedback_db=workdir / f"feedback-{name}.sqlite3",
                       extra=extra, guild=False)
@@ -169,7 +170,9 @@ def test_two_processes_on_two_shards_each_answer_their_own_guild(
             assert not mine & answered_in(other), other.tail()
             assert len(asked["replies"]) == 2  # one answer each way, nothing from the other process
             # A vote on it is taken by the same process, and kept in the database both share.
-            thanks = fake.send_component(asked["reply"], f"nb:fb:up:{asked['mention']}").wait_response(30)
+            press = fake.send_component(asked["reply"], f"nb:fb:up:{asked['mention']}")
+            assert press.wait_response(30)["source"] == "edit"  # the 👍 now shows its count
+            thanks = press.wait_response(30, index=1)
             assert thanks["ephemeral"] is True and "Thanks" in thanks["content"]
             votes[str(asked["mention"])] = shard
         assert_rules_kept(fake, bots)
