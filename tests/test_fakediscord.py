@@ -143,6 +143,19 @@ class MiniBot(discord.Client):
             where = "dm" if interaction.guild is None else "guild"
             await interaction.response.send_message(f"{interaction.user.name} in {where}", ephemeral=True)
 
+        @tree.context_menu(name="Quote it", guild=guild)
+        async def quote_it(interaction: discord.Interaction, message: discord.Message) -> None:
+            self.outcomes["quoted"] = (message.id, message.author.id)
+            await interaction.response.send_message(f"quoted: {message.content}", ephemeral=True)
+
+        @tree.context_menu(name="Slow quote", guild=guild)
+        async def slow_quote(interaction: discord.Interaction, message: discord.Message) -> None:
+            await asyncio.sleep(3.5)
+            try:
+                await interaction.response.send_message("too late")
+            except discord.HTTPException as exc:
+                self.outcomes["slow_quote"] = exc
+
         @tree.command(name="pick", description="Autocomplete", guild=guild)
         async def pick(interaction: discord.Interaction, outlet: str) -> None:
             await interaction.response.send_message(outlet)
@@ -281,8 +294,11 @@ def test_tree_sync_schema_visible(fake: FakeDiscord) -> None:
     """tree.sync(guild=...) lands in fake.commands(guild_id) with the full option schema."""
     run_bot(fake, lambda bot: asyncio.sleep(0))
     commands = {c["name"]: c for c in fake.commands(fake.ids.guild_id)}
-    assert set(commands) == {"news", "twice", "slow", "long", "panel", "modal", "admin", "pick"}
+    assert set(commands) == {"news", "twice", "slow", "long", "panel", "modal", "admin", "pick", "Quote it",
+                             "Slow quote"}
     assert fake.commands() == []
+    menu = commands["Quote it"]  # a message context menu: Discord lists it with an empty description
+    assert menu["type"] == C.CMD_MESSAGE and menu["description"] == "" and not menu.get("options")
     news = commands["news"]
     assert news["description"] == "Latest news on a topic"
     assert [(o["name"], o["type"], o.get("required", False)) for o in news["options"]] == [
@@ -468,6 +484,43 @@ def test_late_response_is_unknown_interaction(fake: FakeDiscord) -> None:
     interaction: FakeInteraction = result["interaction"]
     assert not interaction.acknowledged and interaction.visible == []
     assert [(r.status, r.code) for r in fake.rejections] == [(404, C.E_UNKNOWN_INTERACTION)]
+
+
+@pytest.mark.timeout(60)
+def test_a_message_context_menu(fake: FakeDiscord) -> None:
+    """A message context menu: type 2 with data.type 3, the message resolved; a reply after 3 s is
+    refused (10062); a menu on a message the user cannot see, or one never synced, cannot be run."""
+    result: dict[str, Any] = {}
+
+    async def scenario(bot: MiniBot) -> None:
+        said = fake.send_message("Chery is opening a European headquarters in Liverpool", author="admin")
+        menu = fake.send_message_command("Quote it", said, user="user")
+        result["reply"] = await menu.async_wait_response(STEP_TIMEOUT)
+        result["menu"] = menu
+        result["quoted"] = await wait_outcome(bot, "quoted")
+        result["said"] = said
+        slow = fake.send_message_command("Slow quote", said)
+        result["late"] = await wait_outcome(bot, "slow_quote", timeout=STEP_TIMEOUT + 4)
+        result["slow"] = slow
+
+    run_bot(fake, scenario)
+    menu: FakeInteraction = result["menu"]
+    data = menu.payload["data"]
+    said = result["said"]
+    assert data["type"] == C.CMD_MESSAGE and data["target_id"] == said["id"] and data["name"] == "Quote it"
+    assert data["resolved"]["messages"][said["id"]]["content"] == said["content"]
+    assert result["quoted"] == (int(said["id"]), fake.ids.admin_id)
+    assert result["reply"]["content"] == f"quoted: {said['content']}" and result["reply"]["ephemeral"] is True
+    late = result["late"]
+    assert isinstance(late, discord.NotFound) and late.code == C.E_UNKNOWN_INTERACTION
+    assert not result["slow"].acknowledged
+    assert [(r.status, r.code) for r in fake.rejections] == [(404, C.E_UNKNOWN_INTERACTION)]
+    with pytest.raises(FakeDiscordError, match="not synced"):
+        fake.send_message_command("Check it", said)
+    with pytest.raises(FakeDiscordError, match="only visible to user"):  # another member's private reply
+        fake.send_message_command("Quote it", result["reply"]["id"], user="admin")
+    with pytest.raises(FakeDiscordError, match="unknown"):
+        fake.send_message_command("Quote it", 12345)
 
 
 @pytest.mark.timeout(60)

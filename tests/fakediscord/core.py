@@ -1005,6 +1005,29 @@ class Core:
         data, _ = self._command_data(name, options, channel, user)
         return self._new_interaction(itype=C.IT_APPLICATION_COMMAND, name=name, user=user, channel=channel, data=data)
 
+    def create_message_command(self, name: str, message: JSON | int | str, user: FakeUser) -> FakeInteraction:
+        """Dispatch an APPLICATION_COMMAND for a synced message context menu (``data.type`` 3) run by
+        ``user`` on ``message``: ``target_id`` and the message in ``resolved.messages``, as Discord sends."""
+        message_id = int(message["id"]) if isinstance(message, dict) else int(message)
+        stored = self.messages_by_id.get(message_id)
+        meta = self.message_meta.get(message_id)
+        if stored is None or meta is None or meta.deleted:
+            raise FakeDiscordError(f"unknown (or deleted) message {message_id}")
+        if meta.ephemeral and meta.interaction_id is not None:
+            owner = self.interactions[meta.interaction_id].user_id
+            if owner != user.id:
+                raise FakeDiscordError(f"ephemeral message {message_id} is only visible to user {owner}")
+        channel = self.world.channels[int(stored["channel_id"])]
+        if channel.is_dm and channel.recipient_id != user.id:
+            raise FakeDiscordError(f"{user.username!r} cannot see DM channel {channel.id}")
+        command = self._lookup_command(name, C.CMD_MESSAGE, channel)
+        self._check_command_access(command, user, channel)
+        data: JSON = {"id": command["id"], "name": command["name"], "type": C.CMD_MESSAGE, "target_id": str(message_id),
+                      "resolved": {"messages": {str(message_id): copy.deepcopy(stored)}}}
+        if command.get("guild_id") is not None:
+            data["guild_id"] = command["guild_id"]
+        return self._new_interaction(itype=C.IT_APPLICATION_COMMAND, name=name, user=user, channel=channel, data=data)
+
     def create_autocomplete(
         self, name: str, options: dict[str, Any], focused: str, user: FakeUser, guild: bool, channel_id: int | None
     ) -> FakeInteraction:

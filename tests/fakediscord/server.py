@@ -620,6 +620,11 @@ class FakeDiscord:
             lambda: self.core.create_slash(name, dict(options or {}), self.core.user(user), guild, channel_id)
         )
 
+    def send_message_command(self, name: str, message: JSON | int | str, *, user: str | int = "user") -> FakeInteraction:
+        """Run the message context menu ``name`` (Apps -> name, on a message) as ``user``: INTERACTION_CREATE
+        type 2 with ``data.type`` 3. Raises :class:`FakeDiscordError` if a real user could not."""
+        return self._run(lambda: self.core.create_message_command(name, message, self.core.user(user)))
+
     def send_autocomplete(
         self,
         name: str,
