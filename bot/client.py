@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.sources", "bot.cogs.admin", "bot.cogs.feeds", "bot.cogs.guide",
-              "bot.cogs.settings")
+              "bot.cogs.settings", "bot.cogs.check")
 
 
 class EngineLike(Protocol):

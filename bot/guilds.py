@@ -62,6 +62,9 @@ class GuildConfig:
     private: bool = False
     #: Whether an ``/ask`` answer opens a thread for follow-ups (answers to mentions always do).
     threads: bool = False
+    #: Whether "Check against the news" replies in public (default: only to the member who ran it,
+    #: since a check is about someone else's message).
+    public_checks: bool = False
 
     def mentions_allowed_in(self, channel_id: int) -> bool:
         return not self.mention_channels or channel_id in self.mention_channels or channel_id in self.ask_channels
@@ -78,6 +81,7 @@ class GuildConfig:
             "ask_role": self.ask_role,
             "private": self.private,
             "threads": self.threads,
+            "public_checks": self.public_checks,
         }
 
     @classmethod
@@ -91,7 +95,7 @@ class GuildConfig:
             changes["ask_channels"] = frozenset(int(c) for c in rows["ask_channels"])
         if "ask_role" in rows:
             changes["ask_role"] = int(rows["ask_role"]) if rows["ask_role"] is not None else None
-        for flag in ("private", "threads"):
+        for flag in ("private", "threads", "public_checks"):
             if isinstance(rows.get(flag), bool):
                 changes[flag] = rows[flag]
         return dataclasses.replace(config, **changes)

@@ -454,14 +454,19 @@ def confidence_text(confidence: float) -> str:
     return f"Confidence {confidence:.2f}"
 
 
-def render_answer(answer: Answer, *, window: str = "") -> Payload:
+def render_answer(answer: Answer, *, window: str = "", author: str = "", url: str | None = None,
+                  note: str = "") -> Payload:
     """An answer as one embed: quotes with [n] markers, a numbered source list, confidence, and the
-    publication window searched (``window``, e.g. "Articles from the last 7 days (since 2026-11-26)")."""
+    publication window searched (``window``, e.g. "Articles from the last 7 days (since 2026-11-26)").
+
+    ``author``, ``url`` and ``note``: a line above the title, a link on it, and words after the
+    footer's confidence (a claim check uses them: :func:`render_check`)."""
     if not answer.answered or not answer.quotes:
         return render_decline(answer, window=window)
     title = escape_fit(answer.question, TITLE_LIMIT) or "Answer"
-    footer = confidence_text(answer.confidence) + (f" · {window}" if window else "")
-    budget = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - dlen(title) - dlen(footer))
+    footer = " · ".join(part for part in (confidence_text(answer.confidence), window, note) if part)
+    author = truncate(author, AUTHOR_LIMIT)
+    budget = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - dlen(title) - dlen(footer) - dlen(author))
 
     # The sources take at most half; each line gets a fair share of that.
     cits = list(answer.citations)
@@ -494,13 +499,33 @@ def render_answer(answer: Answer, *, window: str = "") -> Payload:
         pre + escape_fit_bold(q.text, q.answer_spans, a) + post
         for q, (pre, post), a in zip(quotes, frames, alloc, strict=True)
     )
-    embed = {
+    embed: dict[str, Any] = {
         "title": title,
         "description": body + sources,
         "color": ANSWER_COLOUR,
         "footer": {"text": footer},
     }
+    if author:
+        embed["author"] = {"name": author}
+    if (safe := safe_url(url)) is not None:
+        embed["url"] = safe
     return fit_payload(Payload(embeds=(embed,)))
+
+
+#: A claim check: the line above the claim, and what its footer adds.
+CHECK_AUTHOR = "Checked against the news"
+CHECK_NOTE = "What the articles say: judge the claim by their own words"
+CHECK_DECLINE = "The articles I have don't cover this claim, so I can't check it against them."
+
+
+def render_check(answer: Answer, *, link: str | None = None) -> Payload:
+    """A message's claim checked against the articles: the claim as the title (linking to the
+    message), the sentences that bear on it as an answer's cited quotes; or a short "not covered".
+
+    The bot quotes, it does not rule: the footer says to judge the claim by the articles' words."""
+    if not answer.answered or not answer.quotes:
+        return Payload(content=CHECK_DECLINE)
+    return render_answer(answer, author=CHECK_AUTHOR, url=link, note=CHECK_NOTE)
 
 
 def render_decline(answer: Answer | None = None, *, window: str = "") -> Payload:
@@ -781,8 +806,13 @@ guessing.
 
 **Follow-ups**: my answer to a mention opens a thread; ask more there without mentioning me ("and when?", "what about Jaecoo?"): I read it with the question before it.
 
-**The buttons** under an answer: **Passages** shows each quote in its paragraph; 👍 and 👎 tell \
-the server's admins whether the quote was right.
+**Check a claim**: on any message, open **Apps → Check against the news**: I reply (only to you, \
+unless the server chose otherwise) with what the articles say about it, cited, or that they don't \
+cover it. I quote; you judge.
+
+**The buttons** under an answer: **Passages** shows each quote in its paragraph; 👍 says it was \
+right and 👎 asks what was wrong (wrong quote, outdated, wrong source, or your words); under "the \
+articles don't say", **This should have been answered** flags a miss. The server's admins read them.
 
 **More**: `/sources [query]` lists the articles I can quote; `/about` says how many there are and \
 how fresh; DMs work too. Members with Manage Server choose with `/settings` where and for whom I \
@@ -838,6 +868,8 @@ def render_settings(config: GuildConfig, note: str = "") -> Payload:
         " (members who can manage the server always may)",
         f"**Answers**: {'private to the asker' if config.private else 'public'}",
         f"**/ask opens a thread**: {'yes' if config.threads else 'no'} (answers to mentions always do)",
+        f"**Claim checks** (Apps -> Check against the news): "
+        f"{'public' if config.public_checks else 'private to the member who runs one'}",
     ]
     embed = {"title": "newsbot settings for this server", "description": "\n".join(lines), "color": GUIDE_COLOUR}
     return fit_payload(Payload(content=truncate(note, CONTENT_LIMIT), embeds=(embed,)))

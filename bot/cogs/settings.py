@@ -119,9 +119,19 @@ class SettingsCog(commands.GroupCog, group_name="settings",
                                       app_commands.Choice(name="private (only the asker)", value="private")])
     async def answers(self, interaction: discord.Interaction, visibility: app_commands.Choice[str]) -> None:
         private = visibility.value == "private"
-        note = ("Answers to /ask and the claim checks are now private to the asker; mentions still get a reply "
+        note = ("Answers to /ask are now private to the asker; mentions still get a reply "
                 "in the channel (a message can't be private)." if private else "Answers are now public.")
         await self._update(interaction, note, private=private)
+
+    @app_commands.command(name="checks", description="Whether \"Check against the news\" replies in public or privately")
+    @app_commands.describe(visibility="Who sees a claim check (default: only the member who ran it)")
+    @app_commands.choices(visibility=[app_commands.Choice(name="private (only the member who ran it)", value="private"),
+                                      app_commands.Choice(name="public", value="public")])
+    async def checks(self, interaction: discord.Interaction, visibility: app_commands.Choice[str]) -> None:
+        public = visibility.value == "public"
+        note = ("Claim checks are now public: everyone in the channel sees what the articles say about the message."
+                if public else "Claim checks are now private to the member who runs them.")
+        await self._update(interaction, note, public_checks=public)
 
     @app_commands.command(name="threads", description="Whether an /ask answer opens a thread for follow-ups")
     @app_commands.describe(enabled="Open a thread under each public /ask answer")

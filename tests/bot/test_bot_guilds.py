@@ -20,7 +20,7 @@ def test_settings_are_kept_and_shared_between_processes(state_settings) -> None:
         a, b = GuildSettings(first.db), GuildSettings(second.db)
         assert a.get(GUILD) == DEFAULT
         config = GuildConfig(mention_channels=frozenset({5, 6}), ask_channels=frozenset({7}), ask_role=9,
-                             private=True, threads=True)
+                             private=True, threads=True, public_checks=True)
         a.put(GUILD, config)
         assert a.get(GUILD) == config and a.get(GUILD + 1) == DEFAULT
         assert b.get(GUILD) == config  # another process (a second shard) reads the same
@@ -98,3 +98,20 @@ def test_since_autocomplete() -> None:
     assert [v for _, v in since_choices("", TODAY)] == ["24h", "7d", "30d", "year"]
     assert since_choices("days", TODAY) == [("Last 7 days", "7d"), ("Last 30 days", "30d")]
     assert since_choices("2025-01-02", TODAY)[0] == ("2025-01-02", "2025-01-02")
+
+
+def test_the_words_a_claim_check_reads() -> None:
+    from types import SimpleNamespace
+
+    from bot.cogs.check import claim_text
+
+    def message(content: str = "", embeds: list | None = None) -> SimpleNamespace:  # type: ignore[type-arg]
+        return SimpleNamespace(content=content, embeds=embeds or [])
+
+    said = message("So <@123> says <:chery:456> Chery   is opening\nan HQ in <#789> Liverpool <t:1700000000:R>")
+    assert claim_text(said, 500) == ("So says Chery is opening an HQ in Liverpool", False)  # type: ignore[arg-type]
+    posted = message(embeds=[SimpleNamespace(title="Chery picks Liverpool", description="A new HQ.")])
+    assert claim_text(posted, 500) == ("Chery picks Liverpool A new HQ.", False)  # type: ignore[arg-type]
+    text, cut = claim_text(message("word " * 200), 500)  # type: ignore[arg-type]
+    assert cut and len(text) <= 500 and text.endswith("word")
+    assert claim_text(message(), 500) == ("", False)  # type: ignore[arg-type]

@@ -52,8 +52,9 @@ def make_app(*, reject_token: bool = False) -> tuple[web.Application, dict]:  # 
     async def put_commands(request: web.Request) -> web.Response:
         body = await request.json()
         seen["commands"] = body
-        return _json([{**c, "id": str(1000 + i), "application_id": APP_ID, "version": "1",
-                                   "guild_id": request.match_info["guild"]} for i, c in enumerate(body)])
+        # As Discord: a context menu comes back with an empty description.
+        return _json([{"description": "", **c, "id": str(1000 + i), "application_id": APP_ID, "version": "1",
+                       "guild_id": request.match_info["guild"]} for i, c in enumerate(body)])
 
     async def gateway(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -190,7 +191,8 @@ def test_starts_syncs_and_says_ready(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert seen["auth"] == [f"Bot {TOKEN}"]
     assert seen["identify"]["intents"] & discord.Intents(message_content=True).value
     commands = {c["name"]: c for c in seen["commands"]}
-    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about", "settings"}
+    assert set(commands) == {"ask", "sources", "reload", "feeds", "add", "help", "about", "settings",
+                             "Check against the news"}
     manage = str(discord.Permissions(manage_guild=True).value)
     for admin in ("reload", "feeds", "add"):  # for server admins, in servers only
         assert str(commands[admin]["default_member_permissions"]) == manage

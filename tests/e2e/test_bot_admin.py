@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import TOKEN, BotProcess, ask, assert_quiet, message_texts, rules_kept_by, running_bot
+from e2e_harness import (
+    TOKEN,
+    BotProcess,
+    ask,
+    assert_quiet,
+    custom_ids,
+    message_texts,
+    rules_kept_by,
+    running_bot,
+)
 from fakediscord import FakeDiscord, FakeDiscordError
 from fakediscord import constants as C
 
@@ -20,6 +29,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.model, pytest.mark.timeout(240)]
 
 QUESTION = "Where is Chery opening its European headquarters?"
 LEADER = "Who is the leader of Liverpool City Council?"
+CHECK = "Check against the news"  # the message context menu
+CLAIM = "Apparently Chery is opening a European headquarters in Liverpool 🤔 <@1100000000000000401>"
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +97,8 @@ def test_settings_is_for_server_managers_only(fake: FakeDiscord) -> None:
     assert command["default_member_permissions"] == str(C.P_MANAGE_GUILD)
     assert command["contexts"] == [0]  # servers only
     subcommands = {o["name"] for o in command["options"]}
-    assert {"show", "mention-channel", "everywhere", "ask-channel", "role", "answers", "threads", "reset"} <= subcommands
+    assert {"show", "mention-channel", "everywhere", "ask-channel", "role", "answers", "checks", "threads",
+            "reset"} <= subcommands
     with pytest.raises(FakeDiscordError, match="cannot see command"):
         fake.send_slash("settings show", user="user")
     # A server admin may open it to everyone (Integrations): the bot still checks Manage Server.
@@ -157,6 +169,12 @@ def test_only_the_role_chosen_may_ask_and_a_refusal_is_private(fake: FakeDiscord
         assert "Moderator" in dm["content"]
         assert fake.channel(int(dm["channel_id"]))["type"] == C.CH_DM
         assert not replied(fake, sent, mark)
+        # The claim check obeys it too, privately and at once.
+        said = fake.send_message(CLAIM, author="admin")
+        check = fake.send_message_command(CHECK, said, user="user")
+        refusal = check.wait_response(30)
+        assert check.callback_type == C.CB_CHANNEL_MESSAGE and refusal["ephemeral"] is True
+        assert "Moderator" in refusal["content"]
     finally:
         settings(fake, "role")  # no role: everyone
     _, answer = ask(fake, QUESTION, user="user")
@@ -173,6 +191,53 @@ def test_private_answers(fake: FakeDiscord) -> None:
         settings(fake, "answers", {"visibility": "public"})
     _, answer = ask(fake, QUESTION)
     assert answer["ephemeral"] is False
+
+
+# --- "Check against the news" ---------------------------------------------------------------------
+
+
+def test_the_check_menu_is_synced_as_discord_stores_a_context_menu(fake: FakeDiscord) -> None:
+    [menu] = [c for c in fake.commands(fake.ids.guild_id) if c["name"] == CHECK]
+    assert menu["type"] == C.CMD_MESSAGE and menu["description"] == "" and not menu.get("options")
+    assert sorted(menu["contexts"]) == [0, 1, 2] and sorted(menu["integration_types"]) == [0, 1]
+
+
+def test_a_claim_the_articles_cover_is_checked_privately_with_citations(fake: FakeDiscord) -> None:
+    said = fake.send_message(CLAIM, author="admin")
+    check = fake.send_message_command(CHECK, said, user="user")
+    reply = check.wait_response(30)
+    assert check.callback_type == C.CB_DEFERRED_CHANNEL_MESSAGE and check.ack_latency < 3.0
+    assert reply["ephemeral"] is True  # a check is about someone else's message: private by default
+    [embed] = reply["embeds"]
+    assert embed["author"]["name"] == "Checked against the news"
+    assert embed["title"] == "Apparently Chery is opening a European headquarters in Liverpool 🤔"  # the mention gone
+    assert embed["url"] == f"https://discord.com/channels/{fake.ids.guild_id}/{said['channel_id']}/{said['id']}"
+    assert "Liverpool" in embed["description"] and "[1]" in embed["description"]
+    assert "**Sources**" in embed["description"] and "judge the claim" in embed["footer"]["text"]
+    assert any(c.startswith("nb:passages:") for c in custom_ids(reply))
+    assert_quiet(reply)
+
+
+def test_a_claim_the_articles_never_mention_is_said_not_to_be_covered(fake: FakeDiscord) -> None:
+    said = fake.send_message("The Mersey tunnels will close for a whole year from next March.", author="admin")
+    reply = fake.send_message_command(CHECK, said, user="user").wait_response(30)
+    assert reply["ephemeral"] is True and reply["embeds"] == []
+    assert "don't cover this claim" in reply["content"]
+    # Nothing to check, and the bot's own answers: said at once, privately.
+    thanks = fake.send_message("thanks!", author="admin")
+    assert "doesn't say anything" in fake.send_message_command(CHECK, thanks).wait_response(30)["content"]
+    _, answer = ask(fake, QUESTION)
+    assert "one of my answers" in fake.send_message_command(CHECK, answer).wait_response(30)["content"]
+
+
+def test_public_checks_are_a_setting(fake: FakeDiscord) -> None:
+    settings(fake, "checks", {"visibility": "public"})
+    try:
+        said = fake.send_message(CLAIM, author="admin")
+        reply = fake.send_message_command(CHECK, said, user="user").wait_response(30)
+        assert reply["ephemeral"] is False and reply["embeds"]
+    finally:
+        settings(fake, "checks", {"visibility": "private"})
 
 
 # --- threads that remember -------------------------------------------------------------------------
