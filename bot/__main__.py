@@ -29,6 +29,8 @@ settings (environment variables, or a .env file in the project folder):
   NEWSBOT_INDEX_DIR           the index to answer from (build it with `newsbot rebuild`)
   NEWSBOT_FEEDBACK_DB         SQLite file for stored answers and 👍/👎 feedback (with
                               NEWSBOT_DATABASE_URL they are kept in the database instead)
+  NEWSBOT_SECRET_KEY          the key voters' ids are hashed with (default: one made once in
+                              data/feedback.key); the same in every process sharing a database
   NEWSBOT_COOLDOWN_SECONDS    per-user pause between questions (default 5)
   NEWSBOT_MAX_QUESTION_CHARS  longest question accepted (default 500)
   NEWSBOT_LOG_LEVEL           DEBUG, INFO (default), WARNING, ...
@@ -39,7 +41,9 @@ settings (environment variables, or a .env file in the project folder):
   NEWSBOT_DISCORD_GATEWAY     tests only: gateway URL, e.g. ws://127.0.0.1:8080/gateway
 
 The bot needs the privileged Message Content Intent (developer portal -> Bot) for follow-up
-questions in its threads. Commands: /ask, /sources, /help, /about; for Manage Server /settings, /feeds, /add, /reload; or mention it, or DM it.
+questions in its threads. Commands: /ask, /sources, /help, /about and, on a message, Apps -> Check
+against the news; for Manage Server /settings, /feeds, /add, /reload; or mention it, or DM it.
+`newsbot feedback` reports the votes.
 """
 
 NO_TOKEN = (
