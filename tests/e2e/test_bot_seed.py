@@ -232,7 +232,8 @@ def test_help_tells_a_member_privately_how_to_ask_filter_and_use_the_buttons(fak
     assert interaction.ack_latency < DEADLINE
     [embed] = reply["embeds"]
     text = embed["description"]
-    for needed in ("/ask", "source:", "since:", "until:", "Passages", "👍", "/sources", "/about"):
+    for needed in ("/ask", "source:", "since:", "until:", "Passages", "👍", "👎", "This should have been answered",
+                   "Check against the news", "/sources", "/about"):
         assert needed in text, needed
     assert_quiet(reply)
 
