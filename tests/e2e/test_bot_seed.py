@@ -443,6 +443,13 @@ def test_feedback_buttons_and_threads_survive_a_restart(fake: FakeDiscord, bot: 
     key = (module_dir / "bot" / "feedback.key").read_bytes().strip()  # made by the bot, for this install
     assert row["user_hash"] == hash_user_id(fake.ids.user_id, key)
     assert str(fake.ids.user_id) not in dump  # only the keyed hash is stored
+    # The 👎 form opened on a message from before the restart is read by the new process too.
+    press = fake.send_component(answer, f"nb:fb:down:{answer_id}", user="admin")
+    press.wait_callback(30)
+    submit = fake.send_modal_submit(press, {"reason": ["wrong_source"]}, user="admin")
+    counted = submit.wait_response(30)
+    assert [c.get("label") for row in counted["components"] for c in row["components"]] == ["Passages", "1", "1"]
+    assert "what was wrong" in submit.wait_response(30, index=1)["content"]
 
     _, again = ask(fake, OFF_TOPIC)  # and the restarted bot answers as before
     assert again["content"] and again["embeds"] == []
