@@ -247,3 +247,19 @@ def test_schema_1_user_hashes_are_keyed_in_place(tmp_path, answer) -> None:  # t
         assert (s.counts("answer-0000000010").up, s.counts("answer-0000000010").down) == (0, 1)
     with open_feedback_store(sqlite_settings(path)) as s:  # keyed once, not again
         assert [r["user_hash"] for r in s.feedback_rows()] == [s.user_hash(4242)]
+
+
+def test_unkeyed_hashes_are_keyed_on_opening_on_either_backend(state_settings: Settings, fb: FeedbackStore) -> None:
+    """A vote row left with a bare sha256 hash (``salted`` false: schema 1, or migration 5 on
+    PostgreSQL) is keyed by the next store that opens the database, once."""
+    bare = hashlib.sha256(b"31337").hexdigest()
+    fb.db.execute(fb._q("INSERT INTO {feedback} (answer_id, user_hash, vote, question, answer, created_at, updated_at,"
+                        " salted) VALUES (?, ?, ?, ?, ?, ?, ?, FALSE)"),
+                  ("answer-00000000cc", bare, UP, "Q?", "A.", "t", "t"))
+    with open_feedback_store(state_settings) as s:
+        (row,) = s.feedback_rows("answer-00000000cc")
+        assert row["user_hash"] == s.user_hash(31337)
+        s.record_feedback("answer-00000000cc", 31337, DOWN)  # the same person: their vote is replaced
+        assert (s.counts("answer-00000000cc").up, s.counts("answer-00000000cc").down) == (0, 1)
+    with open_feedback_store(state_settings) as s:
+        assert [r["user_hash"] for r in s.feedback_rows("answer-00000000cc")] == [s.user_hash(31337)]
