@@ -233,6 +233,28 @@ def feedback_form(answer_id: str) -> discord.ui.Modal:
     return form
 
 
+@dataclass(frozen=True, slots=True)
+class FormAnswer:
+    """A submitted 👎 form: the answer it is about, the reason picked, the comment (if any)."""
+
+    answer_id: str
+    reason: str
+    comment: str | None
+
+
+def read_form(data: dict[str, Any]) -> FormAnswer | None:
+    """The 👎 form in a MODAL_SUBMIT's ``data`` (None if the modal is not one of ours). A reason
+    that is not one the form offers reads as ``other``."""
+    parsed = parse_custom_id(str(data.get("custom_id", "")))
+    if parsed is None or parsed.kind != "form" or parsed.answer_id is None:
+        return None
+    answers = form_answers(data)
+    picked = answers.get(REASON_FIELD)
+    reason = picked[0] if isinstance(picked, list) and picked and picked[0] in FORM_REASONS else "other"
+    comment = answers.get(COMMENT_FIELD)
+    return FormAnswer(parsed.answer_id, reason, comment if isinstance(comment, str) and comment.strip() else None)
+
+
 def form_answers(data: dict[str, Any]) -> dict[str, str | list[str]]:
     """A submitted modal's inputs by custom id: a text input's text, a select's list of values."""
     found: dict[str, str | list[str]] = {}

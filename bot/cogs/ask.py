@@ -23,7 +23,7 @@ from index.errors import NewsbotError, QuestionError, StoreUnavailableError
 from index.records import Answer
 
 from ..cooldown import cooldown_message
-from ..feedback import DOWN, FORM_REASONS, UP, FeedbackCounts, StoredAnswer, new_answer_id
+from ..feedback import DOWN, UP, FeedbackCounts, StoredAnswer, new_answer_id
 from ..guilds import DEFAULT, GuildConfig
 from ..render import (
     PassageEntry,
@@ -37,15 +37,7 @@ from ..render import (
     thread_name,
 )
 from ..send import APOLOGY, NO_MENTIONS, guarded, message_kwargs, respond
-from ..views import (
-    COMMENT_FIELD,
-    REASON_FIELD,
-    answer_view,
-    decline_view,
-    feedback_form,
-    form_answers,
-    parse_custom_id,
-)
+from ..views import answer_view, decline_view, feedback_form, read_form
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -598,17 +590,11 @@ class AskCog(commands.Cog, name="Ask"):
         """The 👎 form's submissions (the form is never kept in memory: :func:`bot.views.feedback_form`)."""
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        data = dict(interaction.data or {})
-        parsed = parse_custom_id(str(data.get("custom_id", "")))
-        if parsed is None or parsed.kind != "form" or parsed.answer_id is None:
+        form = read_form(dict(interaction.data or {}))
+        if form is None:
             return
-        answers = form_answers(data)
-        picked = answers.get(REASON_FIELD) or []
-        reason = picked[0] if isinstance(picked, list) and picked and picked[0] in FORM_REASONS else "other"
-        comment = answers.get(COMMENT_FIELD)
-        answer_id = parsed.answer_id
         await guarded(interaction, lambda: self.store_vote(
-            interaction, answer_id, "down", reason=reason, comment=comment if isinstance(comment, str) else None))
+            interaction, form.answer_id, "down", reason=form.reason, comment=form.comment))
 
     async def store_vote(
         self, interaction: discord.Interaction, answer_id: str, kind: str, *,

@@ -67,6 +67,13 @@ def test_the_form_and_its_answers() -> None:
         {"type": 18, "id": 1, "component": {"type": 3, "id": 2, "custom_id": "reason", "values": ["outdated"]}},
         {"type": 18, "id": 3, "component": {"type": 4, "id": 4, "custom_id": "comment", "value": "old news"}}]}
     assert V.form_answers(submitted) == {"reason": ["outdated"], "comment": "old news"}
+    aid = payload["custom_id"].split(":")[2]
+    assert V.read_form(submitted) == V.FormAnswer(aid, "outdated", "old news")
+    odd = {**submitted, "components": [  # a reason the form never offered, a blank comment
+        {"type": 18, "component": {"type": 3, "custom_id": "reason", "values": ["boring"]}},
+        {"type": 18, "component": {"type": 4, "custom_id": "comment", "value": "  "}}]}
+    assert V.read_form(odd) == V.FormAnswer(aid, "other", None)
+    assert V.read_form({"custom_id": "modal:ask", "components": []}) is None  # not ours
 
 
 def test_sources_view() -> None:
