@@ -367,31 +367,49 @@ class AskCog(commands.Cog, name="Ask"):
         if problem is not None:
             await respond(interaction, Payload(content=problem), ephemeral=True)
             return
-        config = await self.bot.guild_config(interaction.guild_id)
-        refusal = ask_refusal(config, interaction.user)
-        if refusal is not None:
-            log.info("refused /ask in guild %s: the member lacks the asking role", interaction.guild_id)
-            await respond(interaction, Payload(content=refusal), ephemeral=True)
-            return
-        wait = self.bot.cooldown.hit(interaction.user.id)
-        if wait:
-            await respond(interaction, Payload(content=cooldown_message(wait)), ephemeral=True)
+        config = await self.admitted(interaction, "/ask")
+        if config is None:
             return
         private = config.private
-        await interaction.response.defer(thinking=True, ephemeral=private)
-        try:
-            outcome = await self.answer(question, source=outlet, window=window, asked_at=interaction.created_at)
-        except QuestionError as e:
-            await respond(interaction, render_notice("{}", str(e)), ephemeral=private)
-            return
-        except StoreUnavailableError as e:
-            log.warning("cannot answer: %s", e)
-            await respond(interaction, Payload(content=UNAVAILABLE), ephemeral=private)
+        outcome = await self.deferred_answer(interaction, question, private=private, asked_at=interaction.created_at,
+                                             source=outlet, window=window)
+        if outcome is None:
             return
         await respond(interaction, outcome.payload, view=outcome.view, ephemeral=private)
         if config.threads and not private and outcome.answered and isinstance(interaction.channel, discord.TextChannel):
             sent = await interaction.original_response()
             await self._open_thread(sent, outcome.answer.question)
+
+    async def admitted(self, interaction: discord.Interaction, what: str) -> GuildConfig | None:
+        """The server's settings if the user may ask now; else None, once they have been told why,
+        privately (the server's asking role, or the per-user cooldown)."""
+        config = await self.bot.guild_config(interaction.guild_id)
+        refusal = ask_refusal(config, interaction.user)
+        if refusal is not None:
+            log.info("refused %s in guild %s: the member lacks the asking role", what, interaction.guild_id)
+            await respond(interaction, Payload(content=refusal), ephemeral=True)
+            return None
+        wait = self.bot.cooldown.hit(interaction.user.id)
+        if wait:
+            await respond(interaction, Payload(content=cooldown_message(wait)), ephemeral=True)
+            return None
+        return config
+
+    async def deferred_answer(
+        self, interaction: discord.Interaction, question: str, *, private: bool, asked_at: dt.datetime,
+        source: str | None = None, window: Window = Window(),
+    ) -> Outcome | None:
+        """Defer the interaction (privately if ``private``), then answer ``question``; a question that
+        can't be asked, or an unreachable archive, is told to the user and gives None."""
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        try:
+            return await self.answer(question, source=source, window=window, asked_at=asked_at)
+        except QuestionError as e:
+            await respond(interaction, render_notice("{}", str(e)), ephemeral=private)
+        except StoreUnavailableError as e:
+            log.warning("cannot answer: %s", e)
+            await respond(interaction, Payload(content=UNAVAILABLE), ephemeral=private)
+        return None
 
     async def _open_thread(self, sent: discord.Message, question: str) -> None:
         """Open a thread on an answer, for follow-ups without a mention, and remember its question."""

@@ -4,7 +4,7 @@ It takes the message's words as a claim and replies with the sentences of the ar
 on it, each cited (the same retrieval and calibrated decline as ``/ask``), or says the articles
 don't cover it. The bot quotes; it does not rule on the claim. Private by default (``/settings
 checks``): a check is about someone else's message. The server's asking role and the per-user
-cooldown apply, as for ``/ask``.
+cooldown apply, as for ``/ask`` (:meth:`AskCog.admitted`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from index.conversation import is_chitchat
-from index.errors import QuestionError, StoreUnavailableError
 
-from ..cooldown import cooldown_message
-from ..render import Payload, render_check, render_notice
+from ..render import Payload, render_check
 from ..send import respond
-from .ask import UNAVAILABLE, AskCog, ask_refusal
+from .ask import AskCog
 
 if TYPE_CHECKING:
     from ..client import NewsBot
@@ -83,28 +81,14 @@ class CheckCog(commands.Cog, name="Check"):
         if problem is not None:
             await respond(interaction, Payload(content=problem), ephemeral=True)
             return
-        config = await self.bot.guild_config(interaction.guild_id)
-        refusal = ask_refusal(config, interaction.user)
-        if refusal is not None:
-            log.info("refused a claim check in guild %s: the member lacks the asking role", interaction.guild_id)
-            await respond(interaction, Payload(content=refusal), ephemeral=True)
-            return
-        wait = self.bot.cooldown.hit(interaction.user.id)
-        if wait:
-            await respond(interaction, Payload(content=cooldown_message(wait)), ephemeral=True)
-            return
-        private = not config.public_checks
-        await interaction.response.defer(thinking=True, ephemeral=private)
         ask = self.bot.get_cog("Ask")
         assert isinstance(ask, AskCog)
-        try:
-            outcome = await ask.answer(claim, asked_at=message.created_at)
-        except QuestionError as e:
-            await respond(interaction, render_notice("{}", str(e)), ephemeral=private)
+        config = await ask.admitted(interaction, "a claim check")
+        if config is None:
             return
-        except StoreUnavailableError as e:
-            log.warning("cannot check a claim: %s", e)
-            await respond(interaction, Payload(content=UNAVAILABLE), ephemeral=private)
+        private = not config.public_checks
+        outcome = await ask.deferred_answer(interaction, claim, private=private, asked_at=message.created_at)
+        if outcome is None:
             return
         log.info("checked a claim (%d characters%s): %s", len(claim), ", cut" if cut else "",
                  "quoted" if outcome.answered else "not covered")

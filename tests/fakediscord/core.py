@@ -1078,16 +1078,7 @@ class Core:
         ctype = int(component["type"])
         data: JSON = {"custom_id": custom_id, "component_type": ctype}
         if ctype in C.SELECT_TYPES:
-            chosen = [str(v) for v in values or []]
-            low, high = component.get("min_values", 1), component.get("max_values", 1)
-            if not low <= len(chosen) <= high:
-                raise FakeDiscordError(f"select {custom_id!r} needs between {low} and {high} values")
-            if ctype == C.COMP_STRING_SELECT:
-                allowed = {o["value"] for o in component.get("options") or []}
-                bad = [v for v in chosen if v not in allowed]
-                if bad:
-                    raise FakeDiscordError(f"select {custom_id!r}: {bad} not among options {sorted(allowed)}")
-            data["values"] = chosen
+            data["values"] = self._select_values(component, values or [], "select")
         elif values:
             raise FakeDiscordError("values are only for select menus")
         channel = self.world.channels[int(stored["channel_id"])]
@@ -1133,6 +1124,21 @@ class Core:
         )
 
     @staticmethod
+    def _select_values(component: JSON, values: list[Any], what: str) -> list[str]:
+        """The values picked in a select, if a user could pick them: within min/max, among the options."""
+        custom_id = component.get("custom_id")
+        chosen = [str(v) for v in values]
+        low, high = component.get("min_values", 1), component.get("max_values", 1)
+        if not low <= len(chosen) <= high:
+            raise FakeDiscordError(f"{what} {custom_id!r} needs between {low} and {high} values")
+        if int(component["type"]) == C.COMP_STRING_SELECT:
+            allowed = {o["value"] for o in component.get("options") or []}
+            bad = [v for v in chosen if v not in allowed]
+            if bad:
+                raise FakeDiscordError(f"{what} {custom_id!r}: {bad} not among options {sorted(allowed)}")
+        return chosen
+
+    @staticmethod
     def _modal_answer(component: JSON, values: dict[str, str | list[str]]) -> JSON:
         """What Discord sends for one input of a submitted modal, checked against the input's rules."""
         custom_id = component.get("custom_id")
@@ -1141,17 +1147,9 @@ class Core:
         if ctype in C.SELECT_TYPES:
             if isinstance(given, str):
                 raise FakeDiscordError(f"modal select {custom_id!r} takes a list of values")
-            chosen = [str(v) for v in given or []]
-            low, high = component.get("min_values", 1), component.get("max_values", 1)
-            if not chosen and component.get("required", True):
+            if not given and component.get("required", True):
                 raise FakeDiscordError(f"modal select {custom_id!r} is required")
-            if chosen and not low <= len(chosen) <= high:
-                raise FakeDiscordError(f"modal select {custom_id!r} needs between {low} and {high} values")
-            if ctype == C.COMP_STRING_SELECT:
-                allowed = {o["value"] for o in component.get("options") or []}
-                bad = [v for v in chosen if v not in allowed]
-                if bad:
-                    raise FakeDiscordError(f"modal select {custom_id!r}: {bad} not among options {sorted(allowed)}")
+            chosen = Core._select_values(component, given, "modal select") if given else []
             return {"type": ctype, "custom_id": custom_id, "values": chosen}
         if isinstance(given, list):
             raise FakeDiscordError(f"modal field {custom_id!r} takes text, not a list")
