@@ -195,17 +195,22 @@ def test_answer_ids() -> None:
     assert all(ANSWER_ID_RE.fullmatch(i) for i in ids)
 
 
-def test_an_existing_sqlite_file_keeps_its_answers_and_votes(tmp_path, answer) -> None:  # type: ignore[no-untyped-def]
-    """A feedback file written before the seam (the same tables, user_version 1) opens with its rows."""
-    path = tmp_path / "fb.sqlite3"
-    conn = sqlite3.connect(path)
-    conn.executescript("""
+#: A feedback file as newsbot wrote it at schema 1 (before reasons, comments and keyed hashes).
+SCHEMA_1 = """
         CREATE TABLE answers (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, question TEXT NOT NULL,
             rendered TEXT NOT NULL, confidence REAL NOT NULL, sentence_ids TEXT NOT NULL, quotes TEXT NOT NULL,
             citations TEXT NOT NULL);
         CREATE TABLE feedback (answer_id TEXT NOT NULL, user_hash TEXT NOT NULL,
             vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), question TEXT NOT NULL, answer TEXT NOT NULL,
             created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (answer_id, user_hash));
+"""
+
+
+def test_an_existing_sqlite_file_keeps_its_answers_and_votes(tmp_path, answer) -> None:  # type: ignore[no-untyped-def]
+    """A feedback file written before the seam (the same tables, user_version 1) opens with its rows."""
+    path = tmp_path / "fb.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_1 + """
         INSERT INTO answers VALUES ('answer-0000000009', '2026-01-02T03:04:05+00:00', 'Old question?', 'old answer',
             0.5, '[7]', '[{"sentence_id": 7, "text": "Old quote.", "citations": [1]}]', '[]');
         INSERT INTO feedback VALUES ('answer-0000000009', 'h', 1, 'Old question?', 'old answer', 't', 't');
@@ -229,13 +234,7 @@ def test_schema_1_user_hashes_are_keyed_in_place(tmp_path, answer) -> None:  # t
     path = tmp_path / "fb.sqlite3"
     conn = sqlite3.connect(path)
     bare = hashlib.sha256(b"4242").hexdigest()
-    conn.executescript(f"""
-        CREATE TABLE answers (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, question TEXT NOT NULL,
-            rendered TEXT NOT NULL, confidence REAL NOT NULL, sentence_ids TEXT NOT NULL, quotes TEXT NOT NULL,
-            citations TEXT NOT NULL);
-        CREATE TABLE feedback (answer_id TEXT NOT NULL, user_hash TEXT NOT NULL,
-            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), question TEXT NOT NULL, answer TEXT NOT NULL,
-            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (answer_id, user_hash));
+    conn.executescript(SCHEMA_1 + f"""
         INSERT INTO feedback VALUES ('answer-0000000010', '{bare}', 1, 'Q?', 'A.', 't', 't');
         PRAGMA user_version=1;
     """)
