@@ -97,3 +97,15 @@ def test_escape_fit_fits_and_is_inert(text: str, limit: int) -> None:
     assert R.dlen(out) <= limit
     assert not UNESCAPED.search(out)
     assert "](" not in out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers(), URL)
+def test_any_claim_check_fits_and_is_inert(answer: Answer, link: str | None) -> None:
+    payload = R.render_check(answer, link=link)
+    check(payload, own_links=len(answer.citations))
+    [embed] = payload.embeds
+    assert embed["author"]["name"] == R.CHECK_AUTHOR and R.CHECK_NOTE in embed["footer"]["text"]
+    assert embed.get("url") in (None, R.safe_url(link))  # a link only if it is a safe http(s) URL
+    declined = R.render_check(Answer(question=answer.question, answered=False, confidence=0.1))
+    assert declined.content == R.CHECK_DECLINE and declined.embeds == ()
