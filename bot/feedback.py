@@ -13,6 +13,7 @@ from worker threads (the bot's :class:`bot.workers.Workers`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -226,10 +227,6 @@ class VotedDown:
     comments: tuple[str, ...]
     last_at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"answer_id": self.answer_id, "question": self.question, "answer": self.answer, "down": self.down,
-                "up": self.up, "reasons": self.reasons, "comments": list(self.comments), "last_at": self.last_at}
-
 
 @dataclass(frozen=True, slots=True)
 class FeedbackReport:
@@ -243,8 +240,8 @@ class FeedbackReport:
     voted_down: tuple[VotedDown, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"answers": self.answers, "votes": self.votes, "up": self.up, "down": self.down,
-                "reasons": self.reasons, "voted_down": [v.to_json() for v in self.voted_down]}
+        """The report as JSON-ready data (its tuples serialise as lists)."""
+        return dataclasses.asdict(self)
 
 
 _TABLES = {"answers": "newsbot_answers", "feedback": "newsbot_feedback"}

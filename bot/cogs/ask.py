@@ -631,11 +631,15 @@ class AskCog(commands.Cog, name="Ask"):
             question = message.embeds[0].title or ""
             answer = message.embeds[0].description or ""
         store = self.bot.require_store()
+        user_id = interaction.user.id
+
+        def vote_and_count() -> FeedbackCounts:  # one trip to the lookup pool
+            store.record_feedback(answer_id, user_id, UP if kind == "up" else DOWN, reason=reason, comment=comment,
+                                  question=question, answer=answer)
+            return store.counts(answer_id)
+
         try:
-            await self.bot.workers.lookup(store.record_feedback, answer_id, interaction.user.id,
-                                          UP if kind == "up" else DOWN,
-                                          reason=reason, comment=comment, question=question, answer=answer)
-            counts = await self.bot.workers.lookup(store.counts, answer_id)
+            counts = await self.bot.workers.lookup(vote_and_count)
         except StoreUnavailableError as e:
             log.warning("cannot record feedback on %s: %s", answer_id, e)
             await respond(interaction, Payload(content=VOTE_UNAVAILABLE), ephemeral=True)
